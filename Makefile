@@ -1,0 +1,21 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install the project into it first (only when pyproject.toml changed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test
+
+demo: $(VENV)/.installed
+	$(BIN)/signing-proxy demo
+
+test: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@

@@ -1,0 +1,117 @@
+"""Read a request body once: hash it while it arrives, keep it in memory or spool it to disk."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import IO
+
+from proxy.errors import BodyTooLargeError, RequestTimeoutError
+
+# Bodies up to this size stay in memory; larger ones go to an unlinked temporary file, so many
+# large uploads in flight cost disk, not memory.
+MEMORY_LIMIT = 1024 * 1024
+CHUNK_SIZE = 256 * 1024
+# A client that stops sending in the middle of a body is given up on after this long.
+IDLE_TIMEOUT = 60.0
+
+
+class Body:
+    """A fully received request body: its size, its SHA-256, and its bytes in memory or on disk."""
+
+    __slots__ = ("_file", "_memory", "sha256", "size")
+
+    def __init__(self, *, size: int, sha256: str, memory: bytes, file: IO[bytes] | None) -> None:
+        self.size = size
+        self.sha256 = sha256
+        self._memory = memory
+        self._file = file
+
+    @property
+    def in_memory(self) -> bytes | None:
+        """The bytes when the body was small enough to keep in memory."""
+        return self._memory if self._file is None else None
+
+    def chunks(self) -> Iterator[bytes]:
+        """The spooled body from its start, in chunks; each call reads it afresh."""
+        if self._file is None:
+            yield self._memory
+            return
+        offset = 0
+        fd = self._file.fileno()
+        while offset < self.size:
+            chunk = os.pread(fd, CHUNK_SIZE, offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        """Release the spool file, if any."""
+        if self._file is not None:
+            self._file.close()
+
+    def __repr__(self) -> str:
+        where = "memory" if self._file is None else "disk"
+        return f"Body(size={self.size}, sha256={self.sha256[:12]}…, in={where})"
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], *, limit: int, route: str, idle_timeout: float = IDLE_TIMEOUT
+) -> Body:
+    """Read ``chunks`` to the end, failing with 413 as soon as more than ``limit`` bytes arrive."""
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    buffered = 0
+    spool: IO[bytes] | None = None
+    size = 0
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    chunk = await anext(chunks, b"")
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the client sent no body data for {idle_timeout:g}s", route=route
+                ) from None
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, route)
+            digest.update(chunk)
+            if spool is not None:
+                spool.write(chunk)
+            else:
+                parts.append(chunk)
+                buffered += len(chunk)
+                if buffered > MEMORY_LIMIT:
+                    spool = tempfile.TemporaryFile()  # noqa: SIM115 - Body owns and closes it
+                    spool.writelines(parts)
+                    parts = []
+        if spool is not None:
+            spool.flush()
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+    return Body(size=size, sha256=digest.hexdigest(), memory=b"".join(parts), file=spool)
+
+
+def too_large(limit: int, route: str) -> BodyTooLargeError:
+    """The 413 for a body over ``limit``."""
+    return BodyTooLargeError(
+        f"the request body is larger than this route's max_body of {_human(limit)}; "
+        f"raise max_body for route {route!r} or send less",
+        route=route,
+    )
+
+
+def _human(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"

@@ -1,0 +1,256 @@
+"""Check a request's SigV4 Authorization header as a Lambda function URL with AWS_IAM auth does.
+
+Pure: no I/O, no clock (``now`` is passed in). The canonical request, string to sign and
+signature come from botocore's ``SigV4Auth``, which shares no code with ``proxy/sigv4.py``;
+the only canonicalisation written here is the strict query form, because botocore leaves a
+query that arrives inside the URL un-encoded.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, unquote_to_bytes
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
+
+from proxy.emulator.authorization import (
+    check_scope,
+    check_skew,
+    parse_amz_date,
+    parse_authorization,
+)
+
+__all__ = [
+    "ACCESS_DENIED",
+    "INCOMPLETE_SIGNATURE",
+    "INVALID_SIGNATURE",
+    "UNRECOGNIZED_CLIENT",
+    "Key",
+    "Verdict",
+    "canonical_query",
+    "verify_request",
+]
+
+ACCESS_DENIED = "AccessDeniedException"
+INCOMPLETE_SIGNATURE = "IncompleteSignatureException"
+INVALID_SIGNATURE = "InvalidSignatureException"
+UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+
+_INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105 (a message)
+_SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. "
+    "Consult the service documentation for details.\n\n"
+    "The Canonical String for this request should have been\n'{canonical}'\n\n"
+    "The String-to-Sign should have been\n'{string_to_sign}'\n"
+)
+# botocore reads only the path and query of the URL it is given; the host part is a
+# placeholder so that a hostile Host header can never change how the URL is split.
+_PLACEHOLDER_ORIGIN = "https://verifier.invalid"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Key:
+    """The secret half of one credential the function accepts; unprintable."""
+
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = "None" if self.session_token is None else "'***'"
+        return f"Key(secret_access_key='***', session_token={token})"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the function URL decided about one request."""
+
+    ok: bool
+    error_type: str | None
+    message: str
+    access_key_id: str | None = None
+    canonical_request: str | None = None
+    string_to_sign: str | None = None
+
+
+def canonical_query(raw_query: str) -> str:
+    """The SigV4 canonical form of a raw (still percent-encoded) query string.
+
+    Each part is decoded to bytes and re-encoded strictly, so ``%2f``, ``/`` and ``%2F``
+    all become ``%2F``; ``+`` stays a literal plus (``%2B``), never a space.
+    """
+    pairs: list[tuple[str, str]] = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        pairs.append((_strict_encode(key), _strict_encode(value)))
+    return "&".join(f"{key}={value}" for key, value in sorted(pairs))
+
+
+def _strict_encode(component: str) -> str:
+    # quote() leaves exactly A-Za-z0-9-_.~ alone when safe is empty.
+    return quote(unquote_to_bytes(component), safe="")
+
+
+class _ReferenceSigner(SigV4Auth):
+    """botocore's SigV4, limited to the headers the client says it signed."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        region: str,
+        service: str,
+        signed_names: Sequence[str],
+        body_sha256: str,
+    ) -> None:
+        super().__init__(credentials, service, region)
+        self._signed_names = signed_names
+        self._body_sha256 = body_sha256
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        # botocore would pick every header except its own blacklist; the verifier must use
+        # exactly the client's SignedHeaders list. A listed header that never arrived is
+        # canonicalised with an empty value, so the mismatch message shows it.
+        selected = HTTPHeaders()
+        for name in self._signed_names:
+            for value in request.headers.get_all(name) or [""]:
+                selected[name] = value
+        return selected
+
+    def payload(self, request: AWSRequest) -> str:
+        # The body itself is not handed to botocore; its hash is all SigV4 needs.
+        return self._body_sha256
+
+
+def verify_request(
+    *,
+    method: str,
+    target: str,
+    headers: Sequence[tuple[str, str]],
+    body_sha256: str,
+    keys: Mapping[str, Key],
+    now: datetime,
+    region: str,
+    service: str = "lambda",
+) -> Verdict:
+    """Decide whether one received request is correctly signed with SigV4 for ``service``.
+
+    ``target`` is the raw request target as received (``/path?query``, still encoded).
+    """
+    authorization = _first(headers, "authorization")
+    if authorization is None:
+        return _fail(ACCESS_DENIED, "Forbidden")
+    parsed = parse_authorization(authorization)
+    if isinstance(parsed, str):
+        return _fail(INCOMPLETE_SIGNATURE, parsed)
+    amz_date = _first(headers, "x-amz-date")
+    if amz_date is None:
+        return _fail(
+            INCOMPLETE_SIGNATURE,
+            "Authorization header requires existence of a 'X-Amz-Date' header.",
+        )
+    signed_at = parse_amz_date(amz_date)
+    if isinstance(signed_at, str):
+        return _fail(INCOMPLETE_SIGNATURE, signed_at)
+
+    key_id = parsed.access_key_id
+    if "host" not in parsed.signed_headers:
+        return _fail(
+            INCOMPLETE_SIGNATURE,
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+            access_key_id=key_id,
+        )
+    key = keys.get(key_id)
+    if key is None or not _token_matches(key, _first(headers, "x-amz-security-token")):
+        return _fail(UNRECOGNIZED_CLIENT, _INVALID_TOKEN, access_key_id=key_id)
+
+    problem = check_scope(parsed, amz_date=amz_date, region=region, service=service)
+    problem = problem or check_skew(signed_at=signed_at, now=now)
+    content_sha256 = _first(headers, "x-amz-content-sha256")
+    if problem is None and content_sha256 is not None and content_sha256 != body_sha256:
+        problem = "The provided x-amz-content-sha256 header does not match what was computed."
+    if problem is None and (not target.startswith("/") or "#" in target):
+        # Only origin-form targets reach a function URL; a fragment would also make
+        # botocore's URL split disagree with what was on the wire.
+        problem = f"The request target must be '/path?query' without a fragment, got '{target}'."
+    if problem is not None:
+        return _fail(INVALID_SIGNATURE, problem, access_key_id=key_id)
+
+    path, _, raw_query = target.partition("?")
+    query = canonical_query(raw_query)
+    request = AWSRequest(
+        method=method, url=_PLACEHOLDER_ORIGIN + path + (f"?{query}" if query else "")
+    )
+    for name, value in headers:
+        request.headers[name] = value  # HTTPHeaders appends: repeated headers stay repeated
+    request.context["timestamp"] = amz_date
+    signer = _ReferenceSigner(
+        Credentials(key_id, key.secret_access_key, key.session_token),
+        region=region,
+        service=service,
+        signed_names=parsed.signed_headers,
+        body_sha256=body_sha256,
+    )
+    canonical = signer.canonical_request(request)
+    string_to_sign = signer.string_to_sign(request, canonical)
+    expected = signer.signature(string_to_sign, request)
+
+    provided = parsed.signature.encode("utf-8", "backslashreplace")
+    if not hmac.compare_digest(expected.encode("ascii"), provided):
+        message = _SIGNATURE_MISMATCH.format(canonical=canonical, string_to_sign=string_to_sign)
+        return _fail(
+            INVALID_SIGNATURE,
+            message,
+            access_key_id=key_id,
+            canonical_request=canonical,
+            string_to_sign=string_to_sign,
+        )
+    return Verdict(
+        ok=True,
+        error_type=None,
+        message="Signature verified.",
+        access_key_id=key_id,
+        canonical_request=canonical,
+        string_to_sign=string_to_sign,
+    )
+
+
+def _fail(
+    error_type: str,
+    message: str,
+    *,
+    access_key_id: str | None = None,
+    canonical_request: str | None = None,
+    string_to_sign: str | None = None,
+) -> Verdict:
+    return Verdict(
+        ok=False,
+        error_type=error_type,
+        message=message,
+        access_key_id=access_key_id,
+        canonical_request=canonical_request,
+        string_to_sign=string_to_sign,
+    )
+
+
+def _first(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    for header_name, value in headers:
+        if header_name.lower() == name:
+            return value.strip()
+    return None
+
+
+def _token_matches(key: Key, provided: str | None) -> bool:
+    # A long-term key must not come with a token, and a temporary one must come with its own.
+    if key.session_token is None or provided is None:
+        return key.session_token is None and provided is None
+    return hmac.compare_digest(
+        key.session_token.encode("utf-8"), provided.encode("utf-8", "backslashreplace")
+    )

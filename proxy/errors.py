@@ -1,0 +1,94 @@
+"""The proxy's one exception tree; each error answered to a client carries its HTTP status.
+
+    SigningProxyError
+    ├── ConfigError                    the config file or flags are wrong (start-up fails, exit 2)
+    └── ProxyError                     answered to the client as JSON {"error", "message", "route"}
+        ├── BadRequestError            400  the request cannot be forwarded as sent
+        ├── NoRouteError               404  no route matches
+        ├── MethodNotAllowedError      405  a route matches the path but not the method
+        ├── RequestTimeoutError        408  the client stopped sending its body
+        ├── BodyTooLargeError          413  the body is over the route's max_body
+        ├── UpstreamUnreachableError   502  could not connect, or the upstream reset the connection
+        ├── CredentialsUnavailableError 503 the route's credential set has no valid credentials
+        └── UpstreamTimeoutError       504  a timeout fired before the reply started
+
+Foreign exceptions (aiohttp, botocore, yaml) are translated once, in the module that meets
+them, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SigningProxyError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(SigningProxyError):
+    """The configuration is invalid; ``path`` names the key (``routes[2].sign.region``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ProxyError(SigningProxyError):
+    """An error the proxy answers itself, as JSON with ``status``."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, route: str | None = None) -> None:
+        self.message = message
+        self.route = route
+        super().__init__(message)
+
+    def to_json(self) -> dict[str, str | None]:
+        """The body the client receives."""
+        return {"error": self.code, "message": self.message, "route": self.route}
+
+
+class BadRequestError(ProxyError):
+    status = 400
+    code = "bad_request"
+
+
+class NoRouteError(ProxyError):
+    status = 404
+    code = "no_route"
+
+
+class MethodNotAllowedError(ProxyError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: frozenset[str], route: str | None = None) -> None:
+        super().__init__(message, route=route)
+        self.allowed = allowed
+
+
+class RequestTimeoutError(ProxyError):
+    status = 408
+    code = "request_timeout"
+
+
+class BodyTooLargeError(ProxyError):
+    status = 413
+    code = "body_too_large"
+
+
+class UpstreamUnreachableError(ProxyError):
+    status = 502
+    code = "upstream_unreachable"
+
+
+class CredentialsUnavailableError(ProxyError):
+    status = 503
+    code = "credentials_unavailable"
+
+
+class UpstreamTimeoutError(ProxyError):
+    status = 504
+    code = "upstream_timeout"

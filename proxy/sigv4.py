@@ -1,0 +1,149 @@
+"""Pure AWS Signature Version 4: canonical request, string to sign, signature, cached signing key.
+
+Nothing here does I/O or reads a clock: the caller passes the time (``amz_date``) and one
+credentials snapshot, so the same inputs always give the same signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import quote, unquote_to_bytes
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """The result of signing: the Authorization value and what it was computed from."""
+
+    authorization: str
+    signed_headers: str
+    canonical_request: str
+    string_to_sign: str
+
+
+def format_amz_date(epoch_seconds: float) -> str:
+    """``YYYYMMDDTHHMMSSZ`` in UTC, the X-Amz-Date format."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch_seconds))
+
+
+def sign(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Iterable[tuple[str, str]],
+    payload_hash: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    service: str,
+    amz_date: str,
+    normalize: bool = True,
+) -> Signature:
+    """Sign one request; ``headers`` are exactly the headers to sign, ``host`` among them.
+
+    ``path`` and ``query`` are the wire form (still percent-encoded, no ``?``). ``normalize``
+    resolves dot segments and empty segments as every service but S3 does.
+    """
+    canonical_headers, signed_headers = _canonical_headers(headers)
+    canonical_request = "\n".join(
+        (
+            method,
+            canonical_uri(path, normalize=normalize),
+            canonical_query(query),
+            canonical_headers,
+            signed_headers,
+            payload_hash,
+        )
+    )
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join(
+        (
+            ALGORITHM,
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        )
+    )
+    key = signing_key(secret_key, date, region, service)
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    authorization = (
+        f"{ALGORITHM} Credential={access_key}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature}"
+    )
+    return Signature(authorization, signed_headers, canonical_request, string_to_sign)
+
+
+@lru_cache(maxsize=256)
+def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    """The derived key; it changes once a day per (secret, region, service), so it is cached."""
+    key = _hmac(f"AWS4{secret_key}".encode(), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    return _hmac(key, "aws4_request")
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def canonical_uri(path: str, *, normalize: bool = True) -> str:
+    """URI-encode the wire path once more (``%20`` becomes ``%2520``), ``/`` kept."""
+    if normalize:
+        path = remove_dot_segments(path)
+    return quote(path, safe="/") or "/"
+
+
+def remove_dot_segments(path: str) -> str:
+    """Resolve ``.``/``..``, collapse empty segments, keep a trailing slash: as the SDKs do."""
+    if "//" not in path and "/." not in path:
+        return path or "/"
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    # Like botocore: a trailing slash survives only when the path itself ends with one.
+    tail = "/" if path.endswith("/") and kept else ""
+    return "/" + "/".join(kept) + tail
+
+
+def canonical_query(query: str) -> str:
+    """Decode each name and value, re-encode with only ``A-Za-z0-9-_.~`` bare, sort, join.
+
+    ``+`` is a literal plus, not a space: SigV4 percent-decodes, it does not form-decode.
+    """
+    if not query:
+        return ""
+    pairs = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        pairs.append((_reencode(name), _reencode(value)))
+    pairs.sort()
+    return "&".join([f"{name}={value}" for name, value in pairs])
+
+
+def _reencode(component: str) -> str:
+    return quote(unquote_to_bytes(component), safe="")
+
+
+def _canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        # Trim and fold runs of whitespace; repeated headers join with a comma.
+        merged.setdefault(name.lower(), []).append(" ".join(value.split()))
+    names = sorted(merged)
+    lines = "".join([f"{name}:{','.join(merged[name])}\n" for name in names])
+    return lines, ";".join(names)

@@ -1,0 +1,241 @@
+"""The only outbound I/O: send a request upstream, stream its reply back, map failures to ours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
+from yarl import URL
+
+from proxy.body import Body
+from proxy.config import Route
+from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
+from proxy.headers import reply_headers
+
+log = logging.getLogger("signing_proxy.upstream")
+
+# The proxy forwards the client's headers and adds none of its own (a User-Agent or
+# Accept-Encoding of aiohttp's would change what the origin sees and answers).
+_SKIP_AUTO_HEADERS = frozenset(
+    {hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE}
+)
+# Error replies are small JSON; read at most this much of one to explain it in the log.
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def client_session() -> aiohttp.ClientSession:
+    """One pooled session for every route: no cookies, no decompression, no redirects."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=10, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=_SKIP_AUTO_HEADERS,
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
+class SpooledPayload(aiohttp.payload.Payload):
+    """A spooled body sent with its Content-Length; disk reads happen on a worker thread."""
+
+    def __init__(self, body: Body) -> None:
+        super().__init__(body, content_type=None)
+        self._size = body.size
+        self._body = body
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return "".join(chunk.decode(encoding, errors) for chunk in self._body.chunks())
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        chunks = self._body.chunks()
+        while chunk := await asyncio.to_thread(next, chunks, b""):
+            await writer.write(chunk)
+
+
+def payload(body: Body) -> bytes | SpooledPayload | None:
+    """What aiohttp sends: nothing, the bytes in memory, or the spool file streamed."""
+    if body.size == 0:
+        return None  # aiohttp then sends Content-Length: 0 where a method expects a body
+    memory = body.in_memory
+    return memory if memory is not None else SpooledPayload(body)
+
+
+@contextlib.asynccontextmanager
+async def exchange(
+    session: aiohttp.ClientSession,
+    *,
+    route: Route,
+    method: str,
+    url: str,
+    headers: CIMultiDict[str],
+    body: Body,
+    deadline: float | None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Send one request and yield the reply once its headers arrived; the connection is
+    released (or closed, if the reply was not read to its end) on exit.
+
+    ``deadline`` is the loop time by which the whole exchange must end (timeouts.total).
+    """
+    timeouts = route.timeouts
+    # encoded=True: the target was normalised by routing and signed as it is; yarl must not
+    # re-quote it.
+    target = URL(url, encoded=True)
+    when, which = _bound(timeouts.first_byte, "first_byte", deadline)
+    try:
+        async with asyncio.timeout_at(when):
+            response = await session.request(
+                method,
+                target,
+                headers=headers,
+                data=payload(body),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=timeouts.connect, sock_connect=timeouts.connect
+                ),
+            )
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise UpstreamTimeoutError(
+            f"could not connect to the upstream {route.upstream.origin} within "
+            f"{timeouts.connect:g}s (timeouts.connect)",
+            route=route.name,
+        ) from exc
+    except TimeoutError as exc:
+        raise UpstreamTimeoutError(
+            f"the upstream {route.upstream.origin} sent no reply before timeouts.{which} "
+            f"({_seconds(route, which)})",
+            route=route.name,
+        ) from exc
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise UpstreamUnreachableError(
+            f"the TLS certificate of {route.upstream.origin} was not accepted: "
+            f"{exc.certificate_error}",
+            route=route.name,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnreachableError(
+            f"could not connect to the upstream {route.upstream.origin}: {exc.os_error}",
+            route=route.name,
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachableError(
+            f"the upstream {route.upstream.origin} closed the connection before replying "
+            f"({_describe(exc)})",
+            route=route.name,
+        ) from exc
+    try:
+        yield response
+    finally:
+        response.release()
+
+
+async def relay(
+    request: web.BaseRequest,
+    response: aiohttp.ClientResponse,
+    *,
+    route: Route,
+    deadline: float | None,
+) -> tuple[web.StreamResponse, bytes | None]:
+    """Stream the upstream's reply to the client chunk by chunk as it arrives.
+
+    Returns the client response and, for a 403, the (small) body it carried, so the caller
+    can explain it. A failure after the reply started aborts the client connection: a
+    truncated reply must not look complete.
+    """
+    out = web.StreamResponse(status=response.status, reason=response.reason)
+    out.headers.extend(reply_headers(response.headers.items()))
+    error_body = None
+    if response.status == 403:
+        error_body = await _read_error_body(response, route=route, deadline=deadline)
+    await out.prepare(request)
+    which = "idle"
+    try:
+        if error_body:
+            await out.write(error_body)
+        while True:
+            when, which = _bound(route.timeouts.idle, "idle", deadline)
+            async with asyncio.timeout_at(when):
+                chunk = await response.content.readany()
+            if not chunk:
+                break
+            await out.write(chunk)
+    except TimeoutError:
+        log.warning(
+            "route %s: timeouts.%s (%s) fired mid-reply; aborting the client connection",
+            route.name,
+            which,
+            _seconds(route, which),
+        )
+        _abort(request)
+        return out, error_body
+    except ConnectionError:
+        log.info("route %s: the client closed the connection mid-reply", route.name)
+        return out, error_body
+    except aiohttp.ClientError as exc:
+        log.warning(
+            "route %s: the upstream connection failed mid-reply (%s); aborting the client "
+            "connection",
+            route.name,
+            _describe(exc),
+        )
+        _abort(request)
+        return out, error_body
+    await out.write_eof()
+    return out, error_body
+
+
+async def _read_error_body(
+    response: aiohttp.ClientResponse, *, route: Route, deadline: float | None
+) -> bytes:
+    """Up to ERROR_BODY_LIMIT bytes of a 403 reply; the rest, if any, is streamed after it."""
+    data = bytearray()
+    try:
+        async with asyncio.timeout_at(_bound(route.timeouts.idle, "idle", deadline)[0]):
+            while len(data) < ERROR_BODY_LIMIT:
+                chunk = await response.content.read(ERROR_BODY_LIMIT - len(data))
+                if not chunk:
+                    break
+                data += chunk
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise UpstreamUnreachableError(
+            f"the upstream {route.upstream.origin} failed while sending a 403 reply "
+            f"({_describe(exc)})",
+            route=route.name,
+        ) from exc
+    return bytes(data)
+
+
+def _bound(seconds: float, name: str, deadline: float | None) -> tuple[float, str]:
+    """The loop time a wait of ``seconds`` must end by, and which timeout that is."""
+    when = asyncio.get_running_loop().time() + seconds
+    if deadline is not None and deadline < when:
+        return deadline, "total"
+    return when, name
+
+
+def _seconds(route: Route, which: str) -> str:
+    value = getattr(route.timeouts, which)
+    return f"{value:g}s"
+
+
+def _abort(request: web.BaseRequest) -> None:
+    # Closing without the final chunk (or short of Content-Length) tells the client the reply
+    # is incomplete; aiohttp then skips writing the end of the message.
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

@@ -1,0 +1,69 @@
+"""Reading a request body once: hashed as it arrives, in memory or spooled, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from proxy import body as body_module
+from proxy.body import read_body
+from proxy.errors import BodyTooLargeError, RequestTimeoutError
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    ("parts", "spooled"),
+    [
+        ((), False),
+        ((b"hello",), False),
+        ((b"a" * 1000, b"b" * 1000), False),
+        ((b"x" * (body_module.MEMORY_LIMIT + 1),), True),
+        (tuple(b"%d" % i * 40_000 for i in range(60)), True),
+    ],
+)
+async def test_body_is_hashed_and_kept_whole(parts: tuple[bytes, ...], spooled: bool) -> None:
+    """Small bodies stay in memory, large ones go to disk; bytes and SHA-256 are exact."""
+    data = b"".join(parts)
+    body = await read_body(_chunks(*parts), limit=10 * 1024 * 1024, route="r")
+    try:
+        assert body.size == len(data)
+        assert body.sha256 == hashlib.sha256(data).hexdigest()
+        assert (body.in_memory is None) == spooled
+        assert b"".join(body.chunks()) == data
+        assert b"".join(body.chunks()) == data  # re-readable, for a retry
+    finally:
+        body.close()
+
+
+async def test_over_the_limit_is_413_naming_the_route() -> None:
+    """One byte over max_body fails with 413 and a message naming the limit and the route."""
+    with pytest.raises(BodyTooLargeError) as caught:
+        await read_body(_chunks(b"x" * 600, b"y" * 425), limit=1024, route="orders")
+    assert caught.value.status == 413
+    assert "1 KiB" in caught.value.message
+    assert "'orders'" in caught.value.message
+
+
+async def test_exactly_the_limit_is_accepted() -> None:
+    """A body of exactly max_body bytes is fine."""
+    body = await read_body(_chunks(b"x" * 1024), limit=1024, route="r")
+    assert body.size == 1024
+
+
+async def test_stalled_client_is_408() -> None:
+    """A client that stops sending mid-body is given up on with 408."""
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"start"
+        await asyncio.Event().wait()
+        yield b"never"  # pragma: no cover
+
+    with pytest.raises(RequestTimeoutError):
+        await read_body(stalls(), limit=1024, route="r", idle_timeout=0.05)

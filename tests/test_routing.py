@@ -1,0 +1,112 @@
+"""Route matching and the normalised upstream path, a pure function of the request."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy.config import Route, Upstream
+from proxy.errors import BadRequestError, MethodNotAllowedError, NoRouteError
+from proxy.routing import match, normalize_path, split_target
+
+CLOUDFRONT = Upstream("https", "d111111abcdef8.cloudfront.net", 443)
+
+
+def _route(name: str, **fields: object) -> Route:
+    return Route(name=name, upstream=fields.pop("upstream", CLOUDFRONT), **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("/", "/", ""),
+        ("/orders?id=1&x", "/orders", "id=1&x"),
+        ("/a//b/./c/../d/", "/a/b/d/", ""),
+        ("/%61dmin", "/admin", ""),
+        ("/a%2fb%20c", "/a%2Fb%20c", ""),
+        ("/%2E%2E/admin", "/admin", ""),
+        ('/a"<>^`{|}\\', "/a%22%3C%3E%5E%60%7B%7C%7D%5C", ""),
+        ("/ሴ", "/%E1%88%B4", ""),
+        ("/p?q=a b", "/p", "q=a%20b"),
+        ("/p?q=%2f&r=+", "/p", "q=%2f&r=+"),
+        ("/p#frag", "/p", ""),
+    ],
+)
+def test_split_target_normalises(target: str, path: str, query: str) -> None:
+    """The target is normalised once: escapes, dot segments, empty segments, unsafe bytes."""
+    assert split_target(target) == (path, query)
+
+
+@pytest.mark.parametrize(
+    "target", ["http://evil.example/x", "evil.example:443", "*", "/a%zz", "/a%4", "/p?q=%"]
+)
+def test_split_target_refuses(target: str) -> None:
+    """Absolute-form, authority-form and broken escapes are refused with 400."""
+    with pytest.raises(BadRequestError):
+        split_target(target)
+
+
+ROUTES = (
+    _route("admin", path_prefix="/admin", methods=frozenset({"POST"})),
+    _route("api", path_prefix="/api/", strip_prefix=True),
+    _route("hooks", path_prefix="/hooks", host="*.example.com"),
+    _route("site", path_prefix="/site", host="www.example.org"),
+    _route("v1", path_prefix="/v1", upstream=Upstream("http", "127.0.0.1", 9000, "/base")),
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "host", "target", "route", "path"),
+    [
+        ("POST", "localhost:8080", "/admin", "admin", "/admin"),
+        ("POST", "localhost", "/admin/x", "admin", "/admin/x"),
+        ("GET", "localhost", "/api/orders", "api", "/orders"),
+        ("GET", "localhost", "/api/", "api", "/"),
+        ("GET", "a.example.com", "/hooks/github", "hooks", "/hooks/github"),
+        ("GET", "WWW.Example.ORG:8080", "/site", "site", "/site"),
+        ("GET", "localhost", "/v1/x?y=1", "v1", "/base/v1/x"),
+        ("POST", "localhost", "/%61dmin", "admin", "/admin"),
+    ],
+)
+def test_first_matching_route(method: str, host: str, target: str, route: str, path: str) -> None:
+    """Routes match on method, host and path prefix at a segment boundary, first wins."""
+    found = match(ROUTES, method=method, host=host, target=target)
+    assert (found.route.name, found.path) == (route, path)
+
+
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [
+        ("localhost", "/adminx"),
+        ("localhost", "/api"),
+        ("example.com", "/hooks"),
+        ("localhost", "/hooks"),
+        ("www.example.org.evil", "/site"),
+        ("localhost", "/public/../hooks"),
+    ],
+)
+def test_no_route(host: str, target: str) -> None:
+    """A request no route takes is a 404, never a guess."""
+    with pytest.raises(NoRouteError):
+        match(ROUTES, method="GET", host=host, target=target)
+
+
+def test_method_not_allowed_names_allowed_methods() -> None:
+    """A path that matches only with another method is a 405 listing the allowed ones."""
+    with pytest.raises(MethodNotAllowedError) as caught:
+        match(ROUTES, method="GET", host="localhost", target="/admin")
+    assert caught.value.allowed == frozenset({"POST"})
+
+
+@given(st.text(alphabet="/.%2Ea-z", max_size=30))
+def test_normalised_path_is_stable(path: str) -> None:
+    """Normalising twice changes nothing, so matching, sending and signing see one form."""
+    try:
+        once = normalize_path("/" + path)
+    except BadRequestError:
+        return
+    assert normalize_path(once) == once
+    assert "//" not in once
+    assert "/./" not in once + "/"
+    assert "/../" not in once + "/"
