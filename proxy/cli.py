@@ -12,9 +12,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from proxy import __version__
-from proxy.config import Config, load_config, quick_config
+from proxy.config import load_config, quick_config
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.server import describe_routes, running
+from proxy.settings import Config
 
 log = logging.getLogger("signing_proxy")
 

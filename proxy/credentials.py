@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from proxy.config import CredentialSet
 from proxy.errors import CredentialsUnavailableError
+from proxy.settings import CredentialSet
 
 log = logging.getLogger("signing_proxy.credentials")
 
@@ -35,6 +36,11 @@ REFRESH_FRACTION = 0.25
 MAX_REFRESH_MARGIN = 300.0
 # Retry delays after a failed refresh, in seconds.
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# botocore's defaults (60 s connect and read, retried) could hold a refresh, and so shutdown,
+# for minutes; a refresh that fails fast is retried by the schedule above anyway.
+STS_CLIENT_CONFIG = botocore.config.Config(
+    connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +303,7 @@ def _assume_role_fetch(item: CredentialSet, source: CredentialProvider | None) -
             aws_access_key_id=base.access_key,
             aws_secret_access_key=base.secret_key,
             aws_session_token=base.token,
+            config=STS_CLIENT_CONFIG,
         )
         answer = sts.assume_role(**arguments)
         issued = answer["Credentials"]

@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from proxy.config import Config, parse_config
+from proxy.config import parse_config
 from proxy.credentials import static_fetch
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator, Key, generate_key
 from proxy.errors import ConfigError
 from proxy.server import describe_routes, running
+from proxy.settings import Config
 from proxy.values import parse_host_port
 
 DEMO_TIMEOUT = aiohttp.ClientTimeout(total=30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from proxy.config import Route
+from proxy.settings import Route
 
 _PERMISSIONS = (
     "grant the identity lambda:InvokeFunctionUrl on the function (and lambda:InvokeFunction "

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from multidict import CIMultiDict
 
-from proxy.config import HeaderRules, Mode
+from proxy.settings import HeaderRules, Mode
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(

@@ -13,8 +13,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proxy.config import Route
 from proxy.errors import BadRequestError, MethodNotAllowedError, NoRouteError
+from proxy.settings import Route
 from proxy.sigv4 import remove_dot_segments
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")

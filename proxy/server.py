@@ -15,11 +15,11 @@ from multidict import CIMultiDict
 
 from proxy import routing, sigv4
 from proxy.body import Body, read_body, too_large
-from proxy.config import Address, Config, Route
 from proxy.credentials import CredentialProvider, Fetch, build_providers
 from proxy.diagnosis import explain_403
 from proxy.errors import BadRequestError, ConfigError, MethodNotAllowedError, ProxyError
 from proxy.headers import request_headers
+from proxy.settings import Address, Config, Route
 from proxy.upstream import client_session, exchange, relay
 
 log = logging.getLogger("signing_proxy")
@@ -41,7 +41,7 @@ def build_app(
     config: Config, *, credential_overrides: Mapping[str, Fetch] | None = None
 ) -> web.Application:
     """The proxy app; its credential providers and upstream session live in cleanup_ctx."""
-    app = web.Application(middlewares=[_errors], handler_args={"max_field_size": 16384})
+    app = web.Application(middlewares=[_errors])
     app[CONFIG] = config
     app[OVERRIDES] = dict(credential_overrides or {})
     app.cleanup_ctx.append(_credentials)

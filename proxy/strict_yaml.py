@@ -1,4 +1,4 @@
-"""Read a YAML config file into plain data, refusing duplicate keys, with one-line errors.
+"""Read a YAML config file strictly: duplicate and unknown keys refused, one-line errors.
 
 Errors are ``ConfigError``s: ``config.yaml:3:5: YAML syntax error: <problem>`` for syntax, and
 ``routes[0]: duplicate key 'upstream' (line 7)`` for a key written twice (an empty path when the
@@ -7,11 +7,13 @@ duplicate is at the top level; the caller names the file then).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from proxy.errors import ConfigError
+from proxy.values import did_you_mean, show
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -96,3 +98,63 @@ def _reject_duplicate_keys(node: yaml.Node, *, path: str, seen: set[int]) -> Non
                     raise ConfigError(path, f"duplicate key {key!r} (line {line})")
                 keys.add(key)
             _reject_duplicate_keys(value_node, path=f"{path}.{key}" if path else key, seen=seen)
+
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Parser(Protocol[T_co]):
+    """Parses one value; errors name ``path``."""
+
+    def __call__(self, value: object, *, path: str) -> T_co: ...
+
+
+class Section:
+    """One mapping from the file, read key by key; unknown keys are refused up front."""
+
+    def __init__(
+        self,
+        value: object,
+        *,
+        path: str,
+        keys: Collection[str],
+        expected: str,
+        null_ok: bool = False,
+    ) -> None:
+        if value is None and null_ok:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"{show(value)} is not a mapping (expected {expected})")
+        for key in value:
+            if key not in keys:
+                choices = ", ".join(sorted(keys))
+                hint = did_you_mean(key, keys)
+                raise ConfigError(
+                    join(path, key), f"unknown key (expected one of: {choices}){hint}"
+                )
+        self.path = path
+        self.fields: dict[str, object] = {str(key): item for key, item in value.items()}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.fields
+
+    def at(self, key: str) -> str:
+        """The key path of ``key`` in this section."""
+        return join(self.path, key)
+
+    def get(self, key: str, parse: Parser[T], default: T) -> T:
+        """``key`` parsed, or ``default`` when it is absent."""
+        return parse(self.fields[key], path=self.at(key)) if key in self.fields else default
+
+    def require(self, key: str, parse: Parser[T], expected: str) -> T:
+        """``key`` parsed; its absence is an error saying what was ``expected``."""
+        if key not in self.fields:
+            raise ConfigError(self.at(key), f"required (expected {expected})")
+        return parse(self.fields[key], path=self.at(key))
+
+
+def join(path: str, key: object) -> str:
+    """The key path of ``key`` under ``path``: ``routes[0]`` + ``sign`` = ``routes[0].sign``."""
+    name = key if isinstance(key, str) else show(key)
+    return f"{path}.{name}" if path else name

@@ -14,9 +14,9 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.body import Body
-from proxy.config import Route
 from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import reply_headers
+from proxy.settings import Route
 
 log = logging.getLogger("signing_proxy.upstream")
 

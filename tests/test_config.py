@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import (
+from proxy.config import load_config, parse_config, parse_duration, parse_size, quick_config
+from proxy.errors import ConfigError
+from proxy.settings import (
     Address,
     Config,
     CredentialSet,
@@ -18,13 +20,7 @@ from proxy.config import (
     SigningTarget,
     Timeouts,
     Upstream,
-    load_config,
-    parse_config,
-    parse_duration,
-    parse_size,
-    quick_config,
 )
-from proxy.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"

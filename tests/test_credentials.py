@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import CredentialSet
 from proxy.credentials import (
     CredentialProvider,
     Credentials,
@@ -20,6 +19,7 @@ from proxy.credentials import (
     static_fetch,
 )
 from proxy.errors import CredentialsUnavailableError
+from proxy.settings import CredentialSet
 
 ROLE_A = "arn:aws:iam::123456789012:role/orders-invoker"
 ROLE_B = "arn:aws:iam::123456789012:role/chained"

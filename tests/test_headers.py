@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config import HeaderRules, Mode
 from proxy.headers import reply_headers, request_headers
+from proxy.settings import HeaderRules, Mode
 
 CLIENT = [
     ("Host", "localhost:8080"),

@@ -1,0 +1,123 @@
+"""The configuration as the proxy uses it: frozen, validated objects built by proxy.config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["iam", "oac", "none"]
+
+MIB = 1024 * 1024
+DEFAULT_MAX_BODY = 6 * MIB  # Lambda's cap for a buffered request payload
+DEFAULT_CREDENTIALS = "default"  # the name of the botocore default chain
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A host and port to listen on."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningTarget:
+    """What a signature is computed for: the function-URL host, its region, the service."""
+
+    host: str
+    region: str
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where requests are sent; ``base_path`` ("" or "/prefix") is prepended to every path."""
+
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    base_path: str = ""
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``, the port only when it is not the scheme's default."""
+        return f"{self.scheme}://{self.host_header}"
+
+    @property
+    def host_header(self) -> str:
+        """The Host header the upstream receives."""
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Bounds on one upstream exchange, in seconds; ``total`` None means no overall bound."""
+
+    connect: float = 10.0
+    # A buffered Lambda function may run 15 minutes before its first byte; allow a minute more.
+    first_byte: float = 960.0
+    idle: float = 960.0
+    total: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRules:
+    """Headers a route sets on, or removes from, every forwarded request."""
+
+    add: tuple[tuple[str, str], ...] = ()
+    remove: frozenset[str] = frozenset()  # lower-case names
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One entry of ``routes:``; routes are tried in order and the first match wins."""
+
+    name: str
+    upstream: Upstream
+    path_prefix: str = "/"
+    mode: Mode = "iam"
+    signing: SigningTarget | None = None  # set for mode "iam"
+    methods: frozenset[str] | None = None  # None: every method
+    host: str | None = None  # inbound Host to match, lower-case; "*.example.com" allowed
+    strip_prefix: bool = False
+    headers: HeaderRules = field(default_factory=HeaderRules)
+    max_body: int = DEFAULT_MAX_BODY
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    credentials: str = DEFAULT_CREDENTIALS
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSet:
+    """One entry of ``credentials:``: a botocore source, optionally with a role assumed on top."""
+
+    name: str
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+    duration: int | None = None  # seconds
+    source: str | None = None  # another set whose credentials assume role_arn (role chaining)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    routes: tuple[Route, ...]
+    listen: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
+    credentials: tuple[CredentialSet, ...] = (CredentialSet(DEFAULT_CREDENTIALS),)
+
+    def credential_set(self, name: str) -> CredentialSet:
+        """The set called ``name``; validation guarantees that every route's set exists."""
+        for item in self.credentials:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+DEFAULT_LISTEN = Address("127.0.0.1", 8080)
