@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ def build_app(
     app[OVERRIDES] = dict(credential_overrides or {})
     app.cleanup_ctx.append(_credentials)
     app.cleanup_ctx.append(_upstream_session)
-    app.router.add_route("*", _EVERY_PATH, _proxy)
+    app.router.add_route("*", _EVERY_PATH, _proxy, expect_handler=_expect_later)
     return app
 
 
@@ -72,10 +73,12 @@ async def running(
     credential_overrides: Mapping[str, Fetch] | None = None,
 ) -> AsyncIterator[Running]:
     """Start the proxy on ``listen`` (default: the config's), stop it on exit."""
-    app = build_app(config, credential_overrides=credential_overrides)
     address = listen or config.listen
-    # handler_cancellation: a client that goes away cancels its upstream request too.
+    # Bind before resolving credentials: a busy port is the first thing a user should hear of.
+    sock = _listening_socket(address)
+    app = build_app(config, credential_overrides=credential_overrides)
     # auto_decompress=False: the body forwarded and hashed must be the bytes the client sent.
+    # handler_cancellation: a client that goes away cancels its upstream request too.
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -83,17 +86,27 @@ async def running(
         auto_decompress=False,
         shutdown_timeout=5,
     )
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, address.host, address.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError("listen", f"cannot listen on {address}: {exc.strerror}") from exc
-        host, port = runner.addresses[0][:2]
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    try:
+        host, port = sock.getsockname()[:2]
         yield Running(app, host, port)
     finally:
         await runner.cleanup()
+
+
+def _listening_socket(address: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    try:
+        return socket.create_server((address.host, address.port), family=family)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError("listen", f"cannot listen on {address}: {reason}") from exc
 
 
 def describe_routes(config: Config) -> list[str]:
@@ -195,6 +208,12 @@ def _error_response(exc: ProxyError) -> web.Response:
     return response
 
 
+async def _expect_later(request: web.Request) -> None:
+    """Defer ``Expect: 100-continue`` to _read_body, so that a request refused by routing or
+    by its declared size is answered before the client uploads the body. Other expectations
+    are ignored, as RFC 9110 §10.1.1 allows."""
+
+
 async def _proxy(request: web.Request) -> web.StreamResponse:
     """The pipeline: route, read and hash the body, sign, send, stream the reply back."""
     started = time.monotonic()
@@ -258,6 +277,12 @@ async def _read_body(request: web.Request, route: Route) -> Body:
     declared = request.content_length
     if declared is not None and declared > route.max_body:
         raise too_large(route.max_body, route.name)
+    if (
+        request.version == aiohttp.HttpVersion11
+        and request.headers.get("Expect", "").lower() == "100-continue"
+    ):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # an interim reply: the real one has not started
     return await read_body(request.content.iter_any(), limit=route.max_body, route=route.name)
 
 

@@ -511,3 +511,48 @@ async def test_cloudfront_403_is_explained_in_the_log(
     assert response.status == 403
     assert body == b"<html>Request blocked.</html>"
     assert "403 from CloudFront itself" in caplog.text
+
+
+async def test_expect_continue_is_answered_only_when_the_body_is_wanted(
+    emulator: Emulator,
+) -> None:
+    """With Expect: 100-continue a too-large body is refused before the client uploads it."""
+    async with proxy(route(emulator.cloudfront_url, max_body="1KiB")) as running:
+        reply = await raw_request(
+            running.port,
+            b"POST /orders HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        )
+    assert reply.status == 413
+    assert emulator.requests == []
+
+
+async def test_expect_continue_then_body_verifies(emulator: Emulator) -> None:
+    """A client that waits for 100 Continue gets it, sends its body, and the request verifies."""
+    async with proxy(route(emulator.cloudfront_url)) as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        try:
+            writer.write(
+                b"POST /orders HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            writer.write(b"hello")
+            final = await asyncio.wait_for(reader.read(), timeout=10)
+        finally:
+            writer.close()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200")
+    assert emulator.requests[-1].verdict.ok
+    assert emulator.requests[-1].body_sha256 == hashlib.sha256(b"hello").hexdigest()
+
+
+async def test_unknown_expectation_is_ignored(
+    emulator: Emulator, client: aiohttp.ClientSession
+) -> None:
+    """An Expect value other than 100-continue does not stop the request."""
+    async with (
+        proxy(route(emulator.cloudfront_url)) as running,
+        client.post(f"{running.url}/x", data=b"{}", headers={"Expect": "something"}) as response,
+    ):
+        await _echo(response)

@@ -96,7 +96,7 @@ def create_cloudfront_app(
         origin_read_timeout=origin_read_timeout,
     )
     app.cleanup_ctx.append(_origin_session)
-    app.router.add_route("*", "/{tail:.*}", _handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _handle)
     return app
 
 

@@ -116,7 +116,7 @@ def create_function_app(
         clock=clock or _utc_now,
     )
     app[SEEN_REQUESTS] = requests if requests is not None else []
-    app.router.add_route("*", "/{tail:.*}", _handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _handle)
     return app
 
 

@@ -1,0 +1,516 @@
+"""The command line as real processes: real sockets, real signals, real exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from proxy import __version__
+
+FUNCTION_URL = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
+FUNCTION_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
+CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "signing-proxy"
+# Guards against a hung child only; no assertion depends on how long anything takes.
+GUARD = 60.0
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (bound to port 0, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The test's (credential-free) environment, unbuffered, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def module_command(*args: str) -> list[str]:
+    """``python -m proxy ARGS``."""
+    return [sys.executable, "-m", "proxy", *args]
+
+
+def script_command(*args: str) -> list[str]:
+    """``signing-proxy ARGS`` through the installed console script."""
+    return [str(CONSOLE_SCRIPT), *args]
+
+
+def run(
+    command: Sequence[str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end and capture its output."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and console script
+        list(command),
+        env=env or child_env(),
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        check=False,
+    )
+
+
+@dataclass
+class Child:
+    """A running process whose stdout and stderr are read by threads, so nothing deadlocks."""
+
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_readers(self) -> None:
+        """One thread per stream; stdout lines also go to a queue for ``wait_for``."""
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self.threads = [
+            threading.Thread(target=self._pump, args=(self.process.stdout, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.process.stderr, False), daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
+        for line in stream:
+            if is_stdout:
+                self.stdout.append(line)
+                self.lines.put(line)
+            else:
+                self.stderr.append(line)
+        if is_stdout:
+            self.lines.put(None)
+
+    def wait_for(self, predicate: Callable[[str], bool]) -> str:
+        """The first stdout line (from here on) that satisfies ``predicate``."""
+        while True:
+            try:
+                line = self.lines.get(timeout=GUARD)
+            except queue.Empty:
+                pytest.fail(f"no matching line on stdout; got {self.stdout!r}, {self.stderr!r}")
+            if line is None:
+                pytest.fail(
+                    f"the process ended (exit {self.process.wait()}) before a matching line; "
+                    f"stdout {''.join(self.stdout)!r}, stderr {''.join(self.stderr)!r}"
+                )
+            if predicate(line):
+                return line
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum``, wait for the exit code, and collect the rest of the output."""
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=GUARD)
+        self.join()
+        return code
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=GUARD)
+
+    @property
+    def err(self) -> str:
+        return "".join(self.stderr)
+
+
+@contextlib.contextmanager
+def started(command: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[Child]:
+    """Start ``command``; whatever happens in the block, the process is gone afterwards."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and console script
+        list(command),
+        env=env or child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child = Child(process)
+    try:
+        child.start_readers()
+        yield child
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=GUARD)
+        child.join()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP reply read in full."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def send(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One request to 127.0.0.1:``port`` on a fresh connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GUARD)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Reply(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        connection.close()
+
+
+def minimal_config(port: int) -> str:
+    """The issue's minimal config file, listening on ``port``."""
+    return f"""\
+listen: 127.0.0.1:{port}
+routes:
+  - name: orders
+    path_prefix: /
+    upstream: {CLOUDFRONT}
+    function_url: {FUNCTION_URL}
+    mode: iam
+"""
+
+
+def two_route_config(port: int) -> str:
+    """Two routes that leave most paths unmatched."""
+    return f"""\
+listen: 127.0.0.1:{port}
+routes:
+  - name: orders
+    path_prefix: /orders
+    upstream: {CLOUDFRONT}
+    function_url: {FUNCTION_URL}
+    mode: iam
+  - name: public
+    path_prefix: /public
+    upstream: {CLOUDFRONT}
+    mode: none
+"""
+
+
+def listening_line(port: int) -> Callable[[str], bool]:
+    return lambda line: f"listening on http://127.0.0.1:{port}" in line
+
+
+def assert_clean_exit(child: Child, code: int) -> None:
+    assert code == 0, child.err
+    assert "Traceback" not in child.err
+
+
+def assert_proxy_error(reply: Reply, *, status: int, error: str, route: str | None) -> None:
+    """The proxy's own JSON error shape: error code, a message, the route name or null."""
+    assert reply.status == status, reply.body
+    assert reply.headers["content-type"].startswith("application/json")
+    document = reply.json()
+    assert set(document) == {"error", "message", "route"}
+    assert document["error"] == error
+    assert isinstance(document["message"], str)
+    assert document["message"]
+    assert document["route"] == route
+
+
+# --- serve with a config file ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [module_command, script_command], ids=["module", "script"])
+def test_serve_config_prints_address_and_routes(
+    tmp_path: Path, command: Callable[..., list[str]]
+) -> None:
+    """`serve --config` prints where it listens and one line per route, then answers requests."""
+    port = free_port()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(minimal_config(port))
+    with started(command("serve", "--config", str(config))) as child:
+        first = child.wait_for(listening_line(port))
+        assert first.startswith(f"signing-proxy {__version__} ")
+        route = child.wait_for(lambda line: "orders" in line)
+        assert CLOUDFRONT in route
+        assert FUNCTION_HOST in route
+        # No AWS credentials anywhere in the test environment: the proxy says so, as JSON.
+        reply = send(port, "GET", "/orders/1")
+        assert_proxy_error(reply, status=503, error="credentials_unavailable", route="orders")
+        assert_clean_exit(child, child.stop(signal.SIGTERM))
+    assert child.stdout[:2] == [first, route]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_unmatched_path_is_404_and_signal_stops_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A path no route takes is answered 404 no_route; SIGTERM and Ctrl-C exit 0 quietly."""
+    port = free_port()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(two_route_config(port))
+    with started(module_command("serve", "--config", str(config))) as child:
+        child.wait_for(listening_line(port))
+        child.wait_for(lambda line: "orders" in line)
+        child.wait_for(lambda line: "public" in line)
+        reply = send(port, "GET", "/elsewhere")
+        assert_proxy_error(reply, status=404, error="no_route", route=None)
+        assert_clean_exit(child, child.stop(signum))
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    """SIGNING_PROXY_CONFIG names the config file when --config is not given."""
+    port = free_port()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(two_route_config(port))
+    with started(module_command("serve"), env=child_env(SIGNING_PROXY_CONFIG=str(config))) as child:
+        child.wait_for(listening_line(port))
+        assert_proxy_error(send(port, "GET", "/"), status=404, error="no_route", route=None)
+        assert_clean_exit(child, child.stop())
+
+
+# --- the quick form ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_quick_form_serves_one_iam_route(signum: signal.Signals) -> None:
+    """`serve --upstream --function-url --listen` runs one iam route without a config file."""
+    port = free_port()
+    args = ["--upstream", CLOUDFRONT, "--function-url", FUNCTION_URL]
+    with started(module_command("serve", *args, "--listen", f"127.0.0.1:{port}")) as child:
+        child.wait_for(listening_line(port))
+        route = child.wait_for(lambda line: "iam" in line)
+        assert CLOUDFRONT in route
+        assert FUNCTION_HOST in route
+        reply = send(port, "POST", "/orders", body=b"{}")
+        assert reply.status == 503
+        assert reply.json()["error"] == "credentials_unavailable"
+        assert_clean_exit(child, child.stop(signum))
+
+
+def test_quick_form_mode_none_needs_no_function_url() -> None:
+    """`--mode none` forwards unsigned and needs no --function-url; errors are still JSON."""
+    port = free_port()
+    closed = free_port()  # nothing listens there: the upstream is unreachable
+    upstream = f"http://127.0.0.1:{closed}"
+    command = module_command(
+        "serve", "--upstream", upstream, "--mode", "none", "--listen", f"127.0.0.1:{port}"
+    )
+    with started(command) as child:
+        child.wait_for(listening_line(port))
+        route = child.wait_for(lambda line: "[none]" in line)
+        assert upstream in route
+        reply = send(port, "GET", "/x")
+        assert reply.status == 502, reply.body
+        document = reply.json()
+        assert document["error"] == "upstream_unreachable"
+        assert isinstance(document["route"], str)
+        assert_clean_exit(child, child.stop())
+
+
+# --- bad input: exit 2 with one line --------------------------------------------------------
+
+ROUTE = f"""\
+routes:
+  - name: orders
+    path_prefix: /
+    upstream: {CLOUDFRONT}
+    function_url: {FUNCTION_URL}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (ROUTE.replace("upstream:", "upstrem:"), "routes[0].upstrem"),
+        (ROUTE + "    mode: iamm\n", "routes[0].mode"),
+        (ROUTE + "    max_body: lots\n", "routes[0].max_body"),
+        (ROUTE + "    timeouts: {connect: soon}\n", "routes[0].timeouts.connect"),
+        (ROUTE + "    sign: {region: eu-central}\n", "routes[0].sign.region"),
+        (ROUTE + "    methods: [FETCH]\n", "routes[0].methods[0]"),
+        ("listen: nowhere\n" + ROUTE, "listen"),
+        ("routes: []\n", "routes"),
+        ("routes: [1\n", "proxy.yaml:"),
+    ],
+    ids=[
+        "unknown-key",
+        "mode",
+        "max_body",
+        "duration",
+        "region",
+        "method",
+        "listen",
+        "no-routes",
+        "yaml-syntax",
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    """Every mistake in the config file: exit 2, exactly one line on stderr naming the key."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(text)
+    result = run(module_command("serve", "--config", str(config)))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert result.stdout == ""
+
+
+def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
+    """A config file that does not exist: exit 2, one line naming the file."""
+    missing = tmp_path / "nowhere.yaml"
+    result = run(module_command("serve", "--config", str(missing)))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(missing) in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ([], "--config"),
+        (["--config", "proxy.yaml", "--upstream", CLOUDFRONT], "--config"),
+        (["--upstream", CLOUDFRONT, "--mode", "iam"], "--function-url"),
+        (["--upstream", CLOUDFRONT], "--function-url"),
+    ],
+    ids=["nothing-to-serve", "config-and-upstream", "iam-without-function-url", "default-iam"],
+)
+def test_bad_serve_arguments_exit_2(tmp_path: Path, args: list[str], named: str) -> None:
+    """Contradictory or missing serve arguments: exit 2 with one line saying what to give."""
+    (tmp_path / "proxy.yaml").write_text(minimal_config(free_port()))
+    args = [str(tmp_path / a) if a == "proxy.yaml" else a for a in args]
+    result = run(module_command("serve", *args))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+
+
+def test_listen_port_in_use_exits_2() -> None:
+    """A listen address already taken: exit 2, one line, before credentials are even tried."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = module_command(
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--function-url",
+            FUNCTION_URL,
+            "--listen",
+            f"127.0.0.1:{port}",
+        )
+        result = run(command)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+# --- demo and emulate -------------------------------------------------------------------------
+
+
+def test_demo_verifies_every_request() -> None:
+    """`signing-proxy demo` sends three requests through the emulator and all verify."""
+    result = run(script_command("demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All 3 requests arrived signed and verified" in result.stdout
+    assert "FAILED" not in result.stdout
+
+
+def test_demo_serve_keeps_running_until_sigterm() -> None:
+    """`demo --serve` keeps proxy and emulator up: a GET through it is verified; SIGTERM ends it."""
+    port = free_port()
+    with started(module_command("demo", "--serve", "--listen", f"127.0.0.1:{port}")) as child:
+        child.wait_for(lambda line: f"http://127.0.0.1:{port}" in line)
+        child.wait_for(lambda line: line.startswith("Send your own requests"))
+        reply = send(port, "GET", "/hello?name=world")
+        assert reply.status == 200, reply.body
+        echoed = reply.json()
+        assert echoed["verified"] is True
+        assert echoed["target"] == "/hello?name=world"
+        assert echoed["headers"]["host"] == FUNCTION_HOST
+        assert_clean_exit(child, child.stop())
+
+
+_EXPORT = re.compile(r"^\s*export (AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY)=(\S+)\s*$")
+
+
+def test_emulate_and_serve_with_its_keys() -> None:
+    """`emulate` prints keys; a quick-form proxy holding them gets a verified 200 on a POST."""
+    emulator_port = free_port()
+    proxy_port = free_port()
+    with started(module_command("emulate", "--listen", f"127.0.0.1:{emulator_port}")) as emulator:
+        first = emulator.wait_for(lambda line: "listening on" in line)
+        cloudfront_url = first.split("listening on", 1)[1].strip()
+        assert cloudfront_url == f"http://127.0.0.1:{emulator_port}"
+        keys: dict[str, str] = {}
+        while len(keys) < 2:
+            matched = _EXPORT.match(emulator.wait_for(lambda line: _EXPORT.match(line) is not None))
+            assert matched is not None
+            keys[matched.group(1)] = matched.group(2)
+
+        command = module_command(
+            "serve",
+            "--upstream",
+            cloudfront_url,
+            "--function-url",
+            FUNCTION_URL,
+            "--listen",
+            f"127.0.0.1:{proxy_port}",
+        )
+        with started(command, env=child_env(**keys)) as proxy:
+            proxy.wait_for(listening_line(proxy_port))
+            body = json.dumps({"item": "book", "quantity": 2}).encode()
+            reply = send(
+                proxy_port,
+                "POST",
+                "/orders?source=cli-test",
+                body=body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert reply.status == 200, reply.body
+            echoed = reply.json()
+            assert echoed["verified"] is True
+            assert echoed["access_key_id"] == keys["AWS_ACCESS_KEY_ID"]
+            assert echoed["method"] == "POST"
+            assert echoed["target"] == "/orders?source=cli-test"
+            assert echoed["body_sha256"] == hashlib.sha256(body).hexdigest()
+            assert_clean_exit(proxy, proxy.stop())
+        assert_clean_exit(emulator, emulator.stop())
+    # The secret is printed for the user to export, but the proxy never echoes it.
+    assert keys["AWS_SECRET_ACCESS_KEY"] not in proxy.err
+
+
+def test_version() -> None:
+    """`python -m proxy --version` prints the package version."""
+    result = run(module_command("--version"))
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"signing-proxy {__version__}"
