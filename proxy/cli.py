@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument(
         "--oac", action="store_true", help="CloudFront signs with origin access control"
     )
+    emulate.add_argument(
+        "--sts-url",
+        metavar="URL",
+        help="also accept credentials issued by the moto server at URL (e.g. http://127.0.0.1:5000)",
+    )
     emulate.set_defaults(command=_emulate, default_log_level="info")
 
     demo = commands.add_parser(
@@ -108,6 +113,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # botocore's debug log prints the requests it signs, session tokens included: it stays
+    # at warnings, whatever --log-level says.
+    logging.getLogger("botocore").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -154,7 +162,11 @@ def _emulate(args: argparse.Namespace) -> int:
 
     return _run(
         lambda stop: emulate(
-            listen=args.listen, function_url=args.function_url, oac=args.oac, stop=stop
+            listen=args.listen,
+            function_url=args.function_url,
+            oac=args.oac,
+            sts_url=args.sts_url,
+            stop=stop,
         )
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import socket
 import time
@@ -23,17 +24,21 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from proxy.errors import CredentialsUnavailableError
+from proxy.errors import CredentialSourceError, CredentialsUnavailableError
 from proxy.settings import CredentialSet
 
 log = logging.getLogger("signing_proxy.credentials")
 
-# Credentials this close to expiry are treated as expired: a request signed with them could
-# arrive after they lapse.
-EXPIRY_SAFETY = 15.0
-# Refresh when this much of the lifetime is left (at most 5 minutes before expiry).
-REFRESH_FRACTION = 0.25
+# A refresh starts when half the lifetime is left, at most 5 minutes before expiry: an hour-long
+# role session is replaced after 55 minutes, a minute-long credential_process key after 30 s.
+REFRESH_FRACTION = 0.5
 MAX_REFRESH_MARGIN = 300.0
+# Credentials this close to expiry are not used, since a request signed with them could arrive
+# after they lapse: a tenth of the lifetime, at most 15 s, so well inside the refresh margin.
+EXPIRY_SAFETY = 15.0
+SAFETY_FRACTION = 0.1
+# Never refresh in a busy loop, even for credentials that arrive nearly expired.
+MIN_REFRESH_DELAY = 1.0
 # Retry delays after a failed refresh, in seconds.
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # botocore's defaults (60 s connect and read, retried) could hold a refresh, and so shutdown,
@@ -51,7 +56,7 @@ class Credentials:
     secret_key: str = field(repr=False)
     token: str | None = field(default=None, repr=False)
     expires_at: float | None = None  # epoch seconds; None for long-term keys
-    fetched_at: float = 0.0
+    fetched_at: float = field(default_factory=time.time)
 
     def __repr__(self) -> str:
         token = "'***'" if self.token else "None"
@@ -60,9 +65,17 @@ class Credentials:
             f"token={token}, expires_at={self.expires_at})"
         )
 
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds from fetching to expiry; None for long-term keys."""
+        return None if self.expires_at is None else self.expires_at - self.fetched_at
+
     def usable(self, now: float) -> bool:
         """Whether a request signed now would still arrive before these expire."""
-        return self.expires_at is None or self.expires_at - now > EXPIRY_SAFETY
+        lifetime = self.lifetime
+        if self.expires_at is None or lifetime is None:
+            return True
+        return self.expires_at - now > min(EXPIRY_SAFETY, lifetime * SAFETY_FRACTION)
 
 
 def mask(access_key: str) -> str:
@@ -122,6 +135,11 @@ class CredentialProvider:
             if inflight.done() and self._inflight is inflight:
                 self._inflight = None
 
+    async def replace(self, rejected: Credentials) -> None:
+        """AWS refused ``rejected``: refresh, unless another refresh already replaced them."""
+        if self._current is rejected:
+            await self.refresh()
+
     async def _refresh_once(self) -> None:
         try:
             fresh = await asyncio.to_thread(self._fetch)
@@ -163,7 +181,7 @@ class CredentialProvider:
             return None
         lifetime = current.expires_at - current.fetched_at
         margin = min(MAX_REFRESH_MARGIN, lifetime * REFRESH_FRACTION)
-        return max(current.expires_at - margin - now, 1.0)
+        return max(current.expires_at - margin - now, MIN_REFRESH_DELAY)
 
     async def run(self) -> None:
         """Refresh ahead of expiry until cancelled."""
@@ -187,10 +205,6 @@ def describe_error(exc: Exception) -> str:
             "no credentials found (looked in the environment, ~/.aws/credentials, ~/.aws/config, "
             "web identity, container and instance metadata)"
         )
-    if isinstance(
-        exc, botocore.exceptions.SSOTokenLoadError | botocore.exceptions.UnauthorizedSSOTokenError
-    ):
-        return f"SSO token expired or missing: run aws sso login ({exc})"
     if isinstance(exc, botocore.exceptions.ProfileNotFound):
         return f"{exc}; check ~/.aws/config or AWS_CONFIG_FILE"
     text = str(exc) or type(exc).__name__
@@ -245,23 +259,31 @@ def _chain_description(profile: str | None) -> str:
 
 def _botocore_fetch(profile: str | None) -> Fetch:
     """Credentials from botocore's chain: env, files, SSO, process, web identity, container,
-    instance metadata; the chain is walked once, refreshes go through what it found."""
-    resolved: list[botocore.credentials.Credentials] = []
+    instance metadata. The chain is walked afresh on every refresh, so each refresh reaches the
+    source itself (a new container credential, a new web-identity session, the SSO cache as it
+    is now) rather than botocore's idea of whether a refresh is due."""
 
     def fetch() -> Credentials:
-        if not resolved:
+        try:
             found = botocore.session.Session(profile=profile).get_credentials()
             if found is None:
                 raise botocore.exceptions.NoCredentialsError()
-            resolved.append(found)
-        return _freeze(resolved[0])
+            return _freeze(found)
+        except (
+            botocore.exceptions.SSOTokenLoadError,
+            botocore.exceptions.UnauthorizedSSOTokenError,
+        ) as exc:
+            name = profile or os.environ.get("AWS_PROFILE") or "default"
+            raise CredentialSourceError(
+                f"SSO token expired or missing: run aws sso login --profile {name}"
+            ) from exc
 
     return fetch
 
 
 def _freeze(credentials: botocore.credentials.Credentials) -> Credentials:
-    # get_frozen_credentials refreshes when botocore thinks it is due and returns key, secret
-    # and token of one refresh together.
+    # Key, secret and token of one refresh together. For sources that issue credentials living
+    # less than botocore's 15-minute refresh window, botocore fetches once more here; harmless.
     frozen = credentials.get_frozen_credentials()
     if not frozen.access_key or not frozen.secret_key:
         raise botocore.exceptions.NoCredentialsError()

@@ -23,19 +23,28 @@ from proxy.values import parse_host_port
 DEMO_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-async def emulate(*, listen: str, function_url: str, oac: bool, stop: asyncio.Event) -> int:
+async def emulate(
+    *, listen: str, function_url: str, oac: bool, sts_url: str | None, stop: asyncio.Event
+) -> int:
     """Run the emulator until stopped, printing how to point the proxy at it."""
     # The same HOST:PORT rules as the config's listen key.
     host, port = parse_host_port(listen, path="--listen", example="127.0.0.1:9000")
     function_host = _function_host(function_url)
     access_key, key, from_env = _emulator_key()
-    async with Emulator(
+    emulator = Emulator(
         keys={access_key: key},
         function_host=function_host,
         oac=oac,
         host=host,
         cloudfront_port=port,
-    ) as emulator:
+        sts_url=sts_url,
+    )
+    try:
+        await emulator.start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError("--listen", f"cannot listen on {listen}: {reason}") from exc
+    try:
         print(f"Emulated CloudFront listening on {emulator.cloudfront_url}")
         print(f"  in front of an emulated function URL https://{function_host} (auth AWS_IAM)")
         print("  which checks the signature of every request like Lambda does.")
@@ -45,6 +54,8 @@ async def emulate(*, listen: str, function_url: str, oac: bool, stop: asyncio.Ev
             print("  It accepts these (made-up) keys; export them where the proxy runs:")
             print(f"    export AWS_ACCESS_KEY_ID={access_key}")
             print(f"    export AWS_SECRET_ACCESS_KEY={key.secret_access_key}")
+        if sts_url:
+            print(f"  It also accepts keys issued by the STS at {sts_url} (moto).")
         mode = "oac" if oac else "iam"
         print("  Then:")
         print(
@@ -52,6 +63,8 @@ async def emulate(*, listen: str, function_url: str, oac: bool, stop: asyncio.Ev
             f"--function-url https://{function_host} --mode {mode}"
         )
         await stop.wait()
+    finally:
+        await emulator.close()
     return 0
 
 

@@ -2,6 +2,7 @@
 
     SigningProxyError
     ├── ConfigError                    the config file or flags are wrong (start-up fails, exit 2)
+    ├── CredentialSourceError          a credential source failed in a way a user can fix
     └── ProxyError                     answered to the client as JSON {"error", "message", "route"}
         ├── BadRequestError            400  the request cannot be forwarded as sent
         ├── NoRouteError               404  no route matches
@@ -32,6 +33,10 @@ class ConfigError(SigningProxyError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class CredentialSourceError(SigningProxyError):
+    """A credential source failed; the message says what to do (``aws sso login ...``)."""
 
 
 class ProxyError(SigningProxyError):

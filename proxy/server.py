@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 
 from proxy import routing, sigv4
 from proxy.body import Body, read_body, too_large
-from proxy.credentials import CredentialProvider, Fetch, build_providers
+from proxy.credentials import CredentialProvider, Credentials, Fetch, build_providers, mask
 from proxy.diagnosis import explain_403
 from proxy.errors import BadRequestError, ConfigError, MethodNotAllowedError, ProxyError
 from proxy.headers import request_headers
@@ -224,33 +224,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     route = found.route
     body = await _read_body(request, route)
     try:
-        headers = request_headers(request.headers.items(), mode=route.mode, rules=route.headers)
-        if route.mode != "none":
-            # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
-            headers["x-amz-content-sha256"] = body.sha256
-        if route.mode == "iam":
-            _sign(request, route, found, headers, body)
-        url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
-        total = route.timeouts.total
-        deadline = None if total is None else asyncio.get_running_loop().time() + total
-        async with exchange(
-            request.app[SESSION],
-            route=route,
-            method=request.method,
-            url=url,
-            headers=headers,
-            body=body,
-            deadline=deadline,
-        ) as upstream:
-            out, error_body = await relay(request, upstream, route=route, deadline=deadline)
-            if upstream.status == 403:
-                error_type = upstream.headers.get("x-amzn-ErrorType")
-                log.warning(
-                    "route %s: upstream answered 403 %s: %s",
-                    route.name,
-                    error_type or "(from CloudFront)",
-                    explain_403(route=route, error_type=error_type, body=error_body or b""),
-                )
+        out = await _forward(request, found, body)
     finally:
         body.close()
     access_log.info(
@@ -262,6 +236,59 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         (time.monotonic() - started) * 1000,
     )
     return out
+
+
+async def _forward(request: web.Request, found: routing.Match, body: Body) -> web.StreamResponse:
+    """Sign, send and relay; when AWS rejects the credentials themselves, refresh them and
+    send once more, re-signed (the body is re-sent from memory or the spool)."""
+    route = found.route
+    headers = request_headers(request.headers.items(), mode=route.mode, rules=route.headers)
+    if route.mode != "none":
+        # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
+        headers["x-amz-content-sha256"] = body.sha256
+    provider = request.app[PROVIDERS][route.credentials] if route.mode == "iam" else None
+    url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
+    total = route.timeouts.total
+    deadline = None if total is None else asyncio.get_running_loop().time() + total
+    retried = False
+    while True:
+        used = _sign(request.method, found, headers, body, provider) if provider else None
+        async with exchange(
+            request.app[SESSION],
+            route=route,
+            method=request.method,
+            url=url,
+            headers=headers,
+            body=body,
+            deadline=deadline,
+        ) as upstream:
+            error_type = upstream.headers.get("x-amzn-ErrorType")
+            if used is None or retried or not _rejects_credentials(upstream.status, error_type):
+                out, error_body = await relay(request, upstream, route=route, deadline=deadline)
+                if upstream.status == 403:
+                    log.warning(
+                        "route %s: upstream answered 403 %s: %s",
+                        route.name,
+                        error_type or "(from CloudFront)",
+                        explain_403(route=route, error_type=error_type, body=error_body or b""),
+                    )
+                return out
+        assert provider is not None  # noqa: S101 - used is only set with a provider
+        log.warning(
+            "route %s: AWS answered %s for credentials %r (%s); refreshing them and retrying once",
+            route.name,
+            error_type,
+            provider.name,
+            mask(used.access_key),
+        )
+        await provider.replace(used)
+        retried = True
+
+
+def _rejects_credentials(status: int, error_type: str | None) -> bool:
+    """Lambda refused the key or token itself, which fresh credentials can cure."""
+    kind = (error_type or "").partition(":")[0]
+    return status == 403 and kind in ("ExpiredTokenException", "UnrecognizedClientException")
 
 
 async def _read_body(request: web.Request, route: Route) -> Body:
@@ -287,17 +314,18 @@ async def _read_body(request: web.Request, route: Route) -> Body:
 
 
 def _sign(
-    request: web.Request,
-    route: Route,
+    method: str,
     found: routing.Match,
     headers: CIMultiDict[str],
     body: Body,
-) -> None:
-    """Add X-Amz-Date, the session token and Authorization, signed for the route's host."""
+    provider: CredentialProvider,
+) -> Credentials:
+    """Set X-Amz-Date, the session token and Authorization, signed for the route's host with
+    one credentials snapshot, taken now; returns that snapshot."""
+    route = found.route
     signing = route.signing
     assert signing is not None  # noqa: S101 - config guarantees a signing target for iam
     now = time.time()
-    provider = request.app[PROVIDERS][route.credentials]
     credentials = provider.snapshot(now, route=route.name)
     amz_date = sigv4.format_amz_date(now)
     signed = [
@@ -308,7 +336,7 @@ def _sign(
     if credentials.token:
         signed.append(("x-amz-security-token", credentials.token))
     signature = sigv4.sign(
-        method=request.method,
+        method=method,
         path=found.path,
         query=found.query,
         headers=signed,
@@ -322,7 +350,10 @@ def _sign(
     headers["x-amz-date"] = amz_date
     if credentials.token:
         headers["x-amz-security-token"] = credentials.token
+    else:
+        headers.popall("x-amz-security-token", None)
     headers["Authorization"] = signature.authorization
+    return credentials
 
 
 def _log_path(request: web.BaseRequest) -> str:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -514,3 +515,53 @@ def test_version() -> None:
     result = run(module_command("--version"))
     assert result.returncode == 0
     assert result.stdout.strip() == f"signing-proxy {__version__}"
+
+
+def test_emulate_port_in_use_exits_2() -> None:
+    """The emulator on a taken port: exit 2 with one line, not a traceback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(module_command("emulate", "--listen", f"127.0.0.1:{port}"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"signing-proxy: --listen: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_debug_log_of_an_assumed_role_holds_no_secret(local_sts: str) -> None:
+    """--log-level debug with a role assumed through STS prints no secret key or token."""
+    port = free_port()
+    env = child_env(
+        AWS_ENDPOINT_URL_STS=local_sts,
+        AWS_ACCESS_KEY_ID="AKIABASEKEY000000001",
+        AWS_SECRET_ACCESS_KEY="base-secret-never-printed",
+        AWS_SESSION_TOKEN="base-session-token-never-printed",
+    )
+    command = module_command(
+        "--log-level",
+        "debug",
+        "serve",
+        "--upstream",
+        f"http://127.0.0.1:{free_port()}",
+        "--function-url",
+        FUNCTION_URL,
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/debug-check",
+        "--listen",
+        f"127.0.0.1:{port}",
+    )
+    with started(command, env=env) as child:
+        child.wait_for(lambda line: "listening on" in line)
+        assert send(port, "GET", "/x").status == 502  # signed, then the upstream is closed
+        assert child.stop() == 0
+    data = f"{local_sts}/moto-api/data.json"  # moto's own state: the keys it issued
+    with urllib.request.urlopen(data, timeout=GUARD) as answer:  # noqa: S310 - local http URL
+        issued = json.load(answer)["sts"]["AssumedRole"]
+    secrets = ["base-secret-never-printed", "base-session-token-never-printed"]
+    secrets += [role[name] for role in issued for name in ("secret_access_key", "session_token")]
+    assert "DEBUG" in child.err
+    for secret in secrets:
+        assert secret not in child.err
+        assert secret not in "".join(child.stdout)

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from proxy.credentials import (
@@ -150,7 +151,10 @@ async def test_expired_credentials_are_never_used() -> None:
         calls += 1
         if calls > 1:
             raise RuntimeError("token file missing")
-        return Credentials("ASIAEXPIRING00000001", "s", "t", expires_at=time.time() + 5)
+        now = time.time()
+        return Credentials(
+            "ASIAEXPIRING00000001", "s", "t", expires_at=now + 5, fetched_at=now - 3600
+        )
 
     provider = CredentialProvider(name="orders", describe="test", fetch=fetch)
     await provider.refresh()
@@ -184,7 +188,7 @@ async def test_concurrent_refreshes_share_one_fetch() -> None:
     ("lifetime", "remaining", "expected"),
     [
         (3600, 3600, 3300),  # refresh 5 minutes before expiry
-        (60, 60, 45),  # short-lived: with a quarter of the lifetime left
+        (60, 60, 30),  # short-lived: with half of the lifetime left
         (60, 10, 1.0),  # overdue: at once, but never in a busy loop
     ],
 )
@@ -229,6 +233,21 @@ async def test_assume_role_on_the_default_chain(
     assert snapshot.token
     assert snapshot.expires_at is not None
     assert 800 < snapshot.expires_at - time.time() <= 900
+    issued = {role["access_key_id"]: role for role in await _moto_assumed_roles(local_sts)}
+    assert issued[snapshot.access_key]["role_arn"] == ROLE_A
+    assert issued[snapshot.access_key]["external_id"] == "ext-1"
+    assert issued[snapshot.access_key]["session_name"] == "tests"
+
+
+async def _moto_assumed_roles(sts: str) -> list[dict[str, str]]:
+    """What moto's STS issued, from its model-data API."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sts}/moto-api/data.json") as answer,
+    ):
+        data = await answer.json(content_type=None)
+    roles: list[dict[str, str]] = data["sts"]["AssumedRole"]
+    return roles
 
 
 async def test_role_chaining_uses_the_source_set(

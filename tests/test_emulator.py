@@ -326,7 +326,7 @@ async def test_get_with_body_is_refused_by_cloudfront_itself(
         assert resp.headers["X-Cache"] == "Error from cloudfront"
         assert resp.content_type == "text/html"
     assert "The request could not be satisfied" in text
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 async def test_target_reaches_the_function_byte_for_byte(

@@ -205,7 +205,7 @@ async def test_over_max_body_is_413_and_nothing_is_sent(
     assert reply.status == 413
     assert reply.json()["error"] == "body_too_large"
     assert reply.json()["route"] == "r"
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 @pytest.mark.parametrize("method", [b"GET", b"HEAD"])
@@ -218,7 +218,7 @@ async def test_get_or_head_with_body_is_refused(emulator: Emulator, method: byte
             b"Content-Length: 4\r\n\r\nbody",
         )
     assert reply.status == 400
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 async def test_oac_route_adds_the_payload_hash(client: aiohttp.ClientSession) -> None:
@@ -403,7 +403,7 @@ async def test_absolute_form_target_is_refused(emulator: Emulator) -> None:
             b"Connection: close\r\n\r\n",
         )
     assert reply.status == 400
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 def _closed_port() -> int:
@@ -479,7 +479,7 @@ async def test_unavailable_credentials_are_503_naming_the_set(
     assert body["error"] == "credentials_unavailable"
     assert "'dev'" in body["message"]
     assert "nowhere" in body["message"]
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 async def test_wrong_region_403_is_explained_in_the_log(
@@ -524,7 +524,7 @@ async def test_expect_continue_is_answered_only_when_the_body_is_wanted(
             b"Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
         )
     assert reply.status == 413
-    assert emulator.requests == []
+    assert not emulator.requests
 
 
 async def test_expect_continue_then_body_verifies(emulator: Emulator) -> None:

@@ -6,10 +6,13 @@ signature checker::
     client ──▶ fake CloudFront ──Host: <function host>──▶ fake function URL (checks SigV4, echoes)
 
 Nothing here imports the proxy's own signer: signatures are checked with botocore's SigV4Auth.
+Besides the keys it is given, the function can accept the temporary credentials a local STS
+(moto's server, ``sts_url``) has issued, and reports which role signed each request.
 """
 
 from __future__ import annotations
 
+import collections
 import secrets
 import string
 from collections.abc import Callable, Mapping
@@ -20,7 +23,13 @@ from typing import Self
 from aiohttp import web
 
 from proxy.emulator.cloudfront import ORIGIN_READ_TIMEOUT, create_cloudfront_app
-from proxy.emulator.function_url import SeenRequest, create_function_app, region_from_host
+from proxy.emulator.function_url import (
+    KEEP_SEEN,
+    SeenRequest,
+    create_function_app,
+    region_from_host,
+)
+from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, LayeredKeys, check_sts_url
 from proxy.emulator.verify import Key, Verdict, verify_request
 
 __all__ = [
@@ -53,6 +62,11 @@ class Emulator:
     ``region`` defaults to the one in ``function_host``; ``origin_read_timeout`` is how long
     CloudFront waits for the next bytes from the function (CloudFront's default is 30 s).
     With ``oac=True`` CloudFront signs with its own key, ``oac_access_key_id``.
+
+    ``keys`` is read live (add to the mapping after start and the key is accepted). An access
+    key id it does not hold is looked up among the credentials the moto server at ``sts_url``
+    (e.g. ``http://127.0.0.1:5000``) issued, when one is given; a lookup waits at most
+    ``sts_timeout`` seconds.
     """
 
     def __init__(
@@ -67,17 +81,23 @@ class Emulator:
         function_port: int = 0,
         region: str | None = None,
         origin_read_timeout: float = ORIGIN_READ_TIMEOUT,
+        sts_url: str | None = None,
+        sts_timeout: float = STS_LOOKUP_TIMEOUT,
     ) -> None:
         self.function_host = function_host.lower()
         self.region = region or region_from_host(self.function_host)
-        self.requests: list[SeenRequest] = []
+        # The last KEEP_SEEN requests the function saw, oldest first.
+        self.requests: collections.deque[SeenRequest] = collections.deque(maxlen=KEEP_SEEN)
         self.oac = oac
         self.oac_access_key_id: str | None = None
         self._oac_key: Key | None = None
         if oac:
             # CloudFront signs with its own identity, which the function must also accept.
             self.oac_access_key_id, self._oac_key = generate_key()
-        self._keys = dict(keys)
+        # Not copied: the function reads the caller's mapping on every request.
+        self._keys = keys
+        self.sts_url = None if sts_url is None else check_sts_url(sts_url)
+        self._sts_timeout = sts_timeout
         self._clock = clock
         self._origin_read_timeout = origin_read_timeout
         self._host = host
@@ -91,7 +111,8 @@ class Emulator:
     def __repr__(self) -> str:
         return (
             f"Emulator(function_host={self.function_host!r}, oac={self.oac}, "
-            f"cloudfront_url={self._cloudfront_url!r}, keys={len(self._keys)})"
+            f"cloudfront_url={self._cloudfront_url!r}, keys={len(self._keys)}, "
+            f"sts_url={self.sts_url!r})"
         )
 
     @property
@@ -112,9 +133,10 @@ class Emulator:
         """Bind both servers: the function URL first, since CloudFront needs its address."""
         if self._function_runner is not None:
             raise RuntimeError("the emulator is already started")
-        function_keys = dict(self._keys)
+        function_keys: Mapping[str, Key] = self._keys
         if self.oac_access_key_id is not None and self._oac_key is not None:
-            function_keys[self.oac_access_key_id] = self._oac_key
+            # CloudFront's own key on top, the caller's mapping still read live beneath it.
+            function_keys = LayeredKeys({self.oac_access_key_id: self._oac_key}, self._keys)
         try:
             function_app = create_function_app(
                 function_host=self.function_host,
@@ -122,6 +144,8 @@ class Emulator:
                 clock=self._clock,
                 region=self.region,
                 requests=self.requests,
+                sts_url=self.sts_url,
+                sts_timeout=self._sts_timeout,
             )
             self._function_runner, self._function_url_local = await self._serve(
                 function_app, self._function_port

@@ -34,6 +34,7 @@ class EchoedRequest:
     body_sha256: str
     body_length: int
     access_key_id: str | None
+    role_arn: str | None = None  # the role whose STS-issued keys signed, when known
 
 
 def lambda_error(status: int, error_type: str, message: str, request_id: str) -> web.Response:
@@ -66,6 +67,7 @@ async def answer(
             "body_sha256": echoed.body_sha256,
             "body_length": echoed.body_length,
             "access_key_id": echoed.access_key_id,
+            "role_arn": echoed.role_arn,
         },
         headers={"x-amzn-RequestId": echoed.request_id},
     )

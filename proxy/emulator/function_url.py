@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 
 from proxy.emulator.echo import EchoedRequest, answer, lambda_error
-from proxy.emulator.verify import (
-    ACCESS_DENIED,
-    INVALID_SIGNATURE,
-    Key,
-    Verdict,
-    verify_request,
-)
+from proxy.emulator.judge import UNSIGNED_PAYLOAD_MESSAGE, judge
+from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, MotoIssuedKeys, check_sts_url
+from proxy.emulator.verify import INVALID_SIGNATURE, Key, Verdict
 
 __all__ = [
     "BODY_READ_TIMEOUT",
     "FUNCTION_CONFIG",
+    "ISSUED_KEYS",
     "LAMBDA_MAX_BODY",
     "SEEN_REQUESTS",
     "UNSIGNED_PAYLOAD_MESSAGE",
@@ -35,10 +34,6 @@ __all__ = [
 
 # Lambda's cap on a buffered request payload; bigger bodies are refused before the function runs.
 LAMBDA_MAX_BODY = 6 * 1024 * 1024
-UNSIGNED_PAYLOAD_MESSAGE = (
-    "Lambda doesn't support unsigned payloads. "
-    "Add the x-amz-content-sha256 header with the SHA-256 of the body."
-)
 # How long a client may take to send the body; a stalled upload must not hold a handler.
 BODY_READ_TIMEOUT = 60.0
 
@@ -69,6 +64,8 @@ class SeenRequest:
     body_length: int  # -1 when the body was over Lambda's cap and was not read to the end
     verdict: Verdict
     request_id: str
+    # The role whose assumed-role keys signed the request, when an STS issued them.
+    role_arn: str | None = None
     # Grows while a /stream reply is being written, so tests can observe ordering.
     stream_events_written: int = field(default=0)
 
@@ -78,7 +75,10 @@ class SeenRequest:
 
 @dataclass(frozen=True, slots=True)
 class FunctionConfig:
-    """Everything the fake function needs to judge a request."""
+    """Everything the fake function needs to judge a request.
+
+    ``keys`` is the caller's mapping itself, read on every request, never a copy.
+    """
 
     host: str
     region: str
@@ -87,7 +87,12 @@ class FunctionConfig:
 
 
 FUNCTION_CONFIG = web.AppKey("function_config", FunctionConfig)
-SEEN_REQUESTS = web.AppKey("seen_requests", list[SeenRequest])
+# The most recent requests are kept for tests and users to look at; a long-running emulator
+# must not grow without bound.
+KEEP_SEEN = 1000
+SEEN_REQUESTS = web.AppKey("seen_requests", collections.deque[SeenRequest])
+# Present only while the app runs with an sts_url.
+ISSUED_KEYS = web.AppKey("issued_keys", MotoIssuedKeys)
 
 
 def _utc_now() -> datetime:
@@ -100,24 +105,46 @@ def create_function_app(
     keys: Mapping[str, Key],
     clock: Callable[[], datetime] | None = None,
     region: str | None = None,
-    requests: list[SeenRequest] | None = None,
+    requests: collections.deque[SeenRequest] | None = None,
+    sts_url: str | None = None,
+    sts_timeout: float = STS_LOOKUP_TIMEOUT,
 ) -> web.Application:
     """An aiohttp app that behaves like a function URL; ``requests`` collects what it saw.
 
-    Serve it with ``web.AppRunner(app, auto_decompress=False)`` (as ``Emulator`` does) so a
-    compressed body is hashed as sent.
+    ``keys`` is consulted live. An access key id it does not hold is looked up among the
+    credentials the moto server at ``sts_url`` issued, when one is given, waiting at most
+    ``sts_timeout`` seconds. Serve it with ``web.AppRunner(app, auto_decompress=False)`` (as
+    ``Emulator`` does) so a compressed body is hashed as sent.
     """
     host = function_host.lower()
     app = web.Application()  # the body cap is enforced while reading, as Lambda's 413
+    checked_sts_url = None if sts_url is None else check_sts_url(sts_url)
     app[FUNCTION_CONFIG] = FunctionConfig(
         host=host,
         region=region or region_from_host(host),
-        keys=dict(keys),
+        keys=keys,
         clock=clock or _utc_now,
     )
-    app[SEEN_REQUESTS] = requests if requests is not None else []
+    app[SEEN_REQUESTS] = requests if requests is not None else collections.deque(maxlen=KEEP_SEEN)
+    if checked_sts_url is not None:
+        app.cleanup_ctx.append(_sts_session(sts_url=checked_sts_url, timeout=sts_timeout))
     app.router.add_route("*", r"/{tail:[\s\S]*}", _handle)
     return app
+
+
+def _sts_session(
+    *, sts_url: str, timeout: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context owning the one client session that asks the STS while the app runs."""
+
+    async def owner(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout), cookie_jar=aiohttp.DummyCookieJar()
+        ) as session:
+            app[ISSUED_KEYS] = MotoIssuedKeys(sts_url=sts_url, session=session, timeout=timeout)
+            yield
+
+    return owner
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
@@ -131,6 +158,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         message = f"The request body did not arrive within {BODY_READ_TIMEOUT:g} seconds."
         return lambda_error(408, "RequestTimeoutException", message, request_id)
+    role_arn: str | None = None
     if body is None:
         body_sha256 = ""
         verdict = Verdict(
@@ -144,9 +172,19 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         )
     else:
         body_sha256 = hashlib.sha256(body).hexdigest()
-        verdict = _decide(
-            config, request=request, headers=headers, body=body, body_sha256=body_sha256
+        judgement = await judge(
+            method=request.method,
+            target=request.raw_path,
+            headers=headers,
+            body=body,
+            body_sha256=body_sha256,
+            function_host=config.host,
+            region=config.region,
+            keys=config.keys,
+            issued=request.app.get(ISSUED_KEYS),
+            clock=config.clock,
         )
+        verdict, role_arn = judgement.verdict, judgement.role_arn
     seen = SeenRequest(
         method=request.method,
         target=request.raw_path,
@@ -155,6 +193,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         body_length=-1 if body is None else len(body),
         verdict=verdict,
         request_id=request_id,
+        role_arn=role_arn,
     )
     request.app[SEEN_REQUESTS].append(seen)
     if body is None:
@@ -168,6 +207,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         body_sha256=body_sha256,
         body_length=len(body),
         access_key_id=verdict.access_key_id,
+        role_arn=role_arn,
     )
     return await answer(request, echoed, on_stream_event=seen.count_stream_event)
 
@@ -182,50 +222,6 @@ async def _read_body(request: web.Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _decide(
-    config: FunctionConfig,
-    *,
-    request: web.Request,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    body_sha256: str,
-) -> Verdict:
-    received_host = request.headers.get("Host", "")
-    if received_host.lower() != config.host:
-        # A real function URL is only reachable under its own host; CloudFront must rewrite it.
-        return Verdict(
-            ok=False,
-            error_type=INVALID_SIGNATURE,
-            message=(
-                f"The Host header {received_host!r} is not this function URL's host "
-                f"{config.host!r}; the request must be signed for and sent with that host."
-            ),
-            access_key_id=None,
-        )
-    verdict = verify_request(
-        method=request.method,
-        target=request.raw_path,
-        headers=headers,
-        body_sha256=body_sha256,
-        keys=config.keys,
-        now=config.clock(),
-        region=config.region,
-    )
-    # Lambda refuses a body whose hash is not announced, whoever signed it (OAC in particular).
-    if (
-        verdict.error_type != ACCESS_DENIED
-        and body
-        and "x-amz-content-sha256" not in request.headers
-    ):
-        return Verdict(
-            ok=False,
-            error_type=INVALID_SIGNATURE,
-            message=UNSIGNED_PAYLOAD_MESSAGE,
-            access_key_id=verdict.access_key_id,
-        )
-    return verdict
 
 
 def _mask(name: str, value: str) -> str:

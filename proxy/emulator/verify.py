@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from botocore.auth import SigV4Auth
@@ -27,6 +27,7 @@ from proxy.emulator.authorization import (
 
 __all__ = [
     "ACCESS_DENIED",
+    "EXPIRED_TOKEN",
     "INCOMPLETE_SIGNATURE",
     "INVALID_SIGNATURE",
     "UNRECOGNIZED_CLIENT",
@@ -37,11 +38,14 @@ __all__ = [
 ]
 
 ACCESS_DENIED = "AccessDeniedException"
+EXPIRED_TOKEN = "ExpiredTokenException"  # noqa: S105 (an error type, not a token)
 INCOMPLETE_SIGNATURE = "IncompleteSignatureException"
 INVALID_SIGNATURE = "InvalidSignatureException"
 UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
 
 _INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105 (a message)
+# AWS's wording, without a final full stop.
+_EXPIRED_TOKEN = "The security token included in the request is expired"  # noqa: S105 (a message)
 _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
@@ -56,14 +60,21 @@ _PLACEHOLDER_ORIGIN = "https://verifier.invalid"
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Key:
-    """The secret half of one credential the function accepts; unprintable."""
+    """The secret half of one credential the function accepts; unprintable.
+
+    ``expires_at`` is when temporary credentials stop working (a naive value is taken as UTC);
+    None means they never do.
+    """
 
     secret_access_key: str
     session_token: str | None = None
+    expires_at: datetime | None = None
 
     def __repr__(self) -> str:
         token = "None" if self.session_token is None else "'***'"
-        return f"Key(secret_access_key='***', session_token={token})"
+        # The expiry is no secret and helps when a key is refused; shown only when there is one.
+        expires = "" if self.expires_at is None else f", expires_at={self.expires_at!r}"
+        return f"Key(secret_access_key='***', session_token={token}{expires})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +181,10 @@ def verify_request(
     key = keys.get(key_id)
     if key is None or not _token_matches(key, _first(headers, "x-amz-security-token")):
         return _fail(UNRECOGNIZED_CLIENT, _INVALID_TOKEN, access_key_id=key_id)
+    # The credentials are judged before the signature made with them, as AWS does: an
+    # expired key is refused however well it signed.
+    if key.expires_at is not None and _as_utc(key.expires_at) <= _as_utc(now):
+        return _fail(EXPIRED_TOKEN, _EXPIRED_TOKEN, access_key_id=key_id)
 
     problem = check_scope(parsed, amz_date=amz_date, region=region, service=service)
     problem = problem or check_skew(signed_at=signed_at, now=now)
@@ -245,6 +260,11 @@ def _first(headers: Iterable[tuple[str, str]], name: str) -> str | None:
         if header_name.lower() == name:
             return value.strip()
     return None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # A naive time is taken to be UTC, as the skew check does.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _token_matches(key: Key, provided: str | None) -> bool:

@@ -1,0 +1,120 @@
+"""Judge one received request as a function URL with AWS_IAM auth does: host, key, signature, body.
+
+The keys the function was given are checked first; a key id they do not hold is looked up
+among the credentials the local STS issued, when there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from proxy.emulator.key_lookup import MotoIssuedKeys, StsUnreachableError, mask_key_id
+from proxy.emulator.verify import (
+    ACCESS_DENIED,
+    INVALID_SIGNATURE,
+    UNRECOGNIZED_CLIENT,
+    Key,
+    Verdict,
+    verify_request,
+)
+
+__all__ = ["UNSIGNED_PAYLOAD_MESSAGE", "Judgement", "judge"]
+
+UNSIGNED_PAYLOAD_MESSAGE = (
+    "Lambda doesn't support unsigned payloads. "
+    "Add the x-amz-content-sha256 header with the SHA-256 of the body."
+)
+
+log = logging.getLogger("signing_proxy.emulator")
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The verdict on one request, and the role whose STS-issued key signed it, when known."""
+
+    verdict: Verdict
+    role_arn: str | None = None
+
+
+async def judge(
+    *,
+    method: str,
+    target: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    body_sha256: str,
+    function_host: str,
+    region: str,
+    keys: Mapping[str, Key],
+    issued: MotoIssuedKeys | None,
+    clock: Callable[[], datetime],
+) -> Judgement:
+    """Decide one request; ``headers`` as received, ``target`` the raw ``/path?query``."""
+    received_host = _first(headers, "host") or ""
+    if received_host.lower() != function_host:
+        # A real function URL is only reachable under its own host; CloudFront must rewrite it.
+        return Judgement(
+            _refuse(
+                INVALID_SIGNATURE,
+                f"The Host header {received_host!r} is not this function URL's host "
+                f"{function_host!r}; the request must be signed for and sent with that host.",
+            )
+        )
+
+    def verify(with_keys: Mapping[str, Key]) -> Verdict:
+        return verify_request(
+            method=method,
+            target=target,
+            headers=headers,
+            body_sha256=body_sha256,
+            keys=with_keys,
+            now=clock(),
+            region=region,
+        )
+
+    judgement = Judgement(verify(keys))
+    key_id = judgement.verdict.access_key_id
+    # The STS is asked only about a key id nobody gave the function, and only once the request
+    # got as far as the key check: an unsigned or malformed request costs no lookup.
+    if (
+        judgement.verdict.error_type == UNRECOGNIZED_CLIENT
+        and issued is not None
+        and key_id is not None
+        and key_id not in keys
+    ):
+        try:
+            found = await issued.find(key_id)
+        except StsUnreachableError as exc:
+            log.warning("access key %s: %s", mask_key_id(key_id), exc)
+            message = f"The security token included in the request could not be checked: {exc}."
+            return Judgement(_refuse(UNRECOGNIZED_CLIENT, message, access_key_id=key_id))
+        if found is not None:
+            judgement = Judgement(verify({key_id: found.key}), role_arn=found.role_arn)
+
+    # Lambda refuses a body whose hash is not announced, whoever signed it (OAC in particular).
+    if (
+        judgement.verdict.error_type != ACCESS_DENIED
+        and body
+        and _first(headers, "x-amz-content-sha256") is None
+    ):
+        verdict = _refuse(
+            INVALID_SIGNATURE,
+            UNSIGNED_PAYLOAD_MESSAGE,
+            access_key_id=judgement.verdict.access_key_id,
+        )
+        return Judgement(verdict, role_arn=judgement.role_arn)
+    return judgement
+
+
+def _refuse(error_type: str, message: str, *, access_key_id: str | None = None) -> Verdict:
+    return Verdict(ok=False, error_type=error_type, message=message, access_key_id=access_key_id)
+
+
+def _first(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    for header_name, value in headers:
+        if header_name.lower() == name:
+            return value
+    return None
