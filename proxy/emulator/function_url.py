@@ -17,6 +17,7 @@ from aiohttp import web
 from proxy.emulator.echo import EchoedRequest, answer, lambda_error
 from proxy.emulator.judge import UNSIGNED_PAYLOAD_MESSAGE, judge
 from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, MotoIssuedKeys, check_sts_url
+from proxy.emulator.streams import read_capped
 from proxy.emulator.verify import INVALID_SIGNATURE, Key, Verdict
 
 __all__ = [
@@ -39,7 +40,6 @@ BODY_READ_TIMEOUT = 60.0
 
 _FUNCTION_HOST_RE = re.compile(r"[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws")
 _SIGNATURE_VALUE_RE = re.compile(r"(Signature=)[^,\s]*")
-_READ_CHUNK = 64 * 1024
 
 
 def region_from_host(host: str) -> str:
@@ -154,7 +154,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT):
-            body = await _read_body(request)
+            body = await read_capped(request.content, limit=LAMBDA_MAX_BODY)
     except TimeoutError:
         message = f"The request body did not arrive within {BODY_READ_TIMEOUT:g} seconds."
         return lambda_error(408, "RequestTimeoutException", message, request_id)
@@ -210,18 +210,6 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         role_arn=role_arn,
     )
     return await answer(request, echoed, on_stream_event=seen.count_stream_event)
-
-
-async def _read_body(request: web.Request) -> bytes | None:
-    """The whole body, or None when it is over Lambda's cap (read no further than the cap)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(_READ_CHUNK):
-        size += len(chunk)
-        if size > LAMBDA_MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _mask(name: str, value: str) -> str:

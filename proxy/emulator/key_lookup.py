@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
+from proxy.emulator.streams import read_capped
 from proxy.emulator.verify import Key
 
 __all__ = [
@@ -37,7 +38,6 @@ MODEL_DATA_PATH = "/moto-api/data.json"
 STS_LOOKUP_TIMEOUT = 5.0
 # moto's model data lists every object of every service it emulates; a test run stays far below.
 MAX_MODEL_DATA = 64 * 1024 * 1024
-_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ class MotoIssuedKeys:
                         f"GET {MODEL_DATA_PATH} answered HTTP {response.status} "
                         "(is it a moto server?)"
                     )
-                raw = await _read_capped(response)
+                raw = await read_capped(response.content, limit=MAX_MODEL_DATA)
         except aiohttp.ClientError as exc:
             raise self._unreachable(str(exc) or type(exc).__name__) from exc
         if raw is None:
@@ -192,15 +192,3 @@ class MotoIssuedKeys:
 
     def _unreachable(self, reason: str) -> StsUnreachableError:
         return StsUnreachableError(f"the STS at {self.sts_url} could not be asked: {reason}")
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
-    """The whole body, or None once it passes MAX_MODEL_DATA."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(_READ_CHUNK):
-        size += len(chunk)
-        if size > MAX_MODEL_DATA:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
