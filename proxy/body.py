@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO
 
 from proxy.errors import BodyTooLargeError, RequestTimeoutError
@@ -60,9 +60,18 @@ class Body:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], *, limit: int, route: str, idle_timeout: float = IDLE_TIMEOUT
+    chunks: AsyncIterator[bytes],
+    *,
+    limit: int,
+    route: str,
+    idle_timeout: float = IDLE_TIMEOUT,
+    observe: Callable[[bytes], None] | None = None,
 ) -> Body:
-    """Read ``chunks`` to the end, failing with 413 as soon as more than ``limit`` bytes arrive."""
+    """Read ``chunks`` to the end, failing with 413 as soon as more than ``limit`` bytes arrive.
+
+    ``observe`` sees every chunk as it arrives (a webhook signature is computed that way,
+    without reading the body twice).
+    """
     digest = hashlib.sha256()
     parts: list[bytes] = []
     buffered = 0
@@ -83,6 +92,8 @@ async def read_body(
             if size > limit:
                 raise too_large(limit, route)
             digest.update(chunk)
+            if observe is not None:
+                observe(chunk)
             if spool is not None:
                 spool.write(chunk)
             else:

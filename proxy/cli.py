@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from proxy import __version__
 from proxy.config import load_config, quick_config
 from proxy.errors import ConfigError, SigningProxyError
@@ -116,6 +118,20 @@ def _setup_logging(level: str) -> None:
     # botocore's debug log prints the requests it signs, session tokens included: it stays
     # at warnings, whatever --log-level says.
     logging.getLogger("botocore").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiohttp.server").addFilter(_malformed_requests_in_one_line)
+
+
+def _malformed_requests_in_one_line(record: logging.LogRecord) -> bool:
+    """aiohttp logs a malformed request with a traceback quoting the raw request line, which
+    may carry a caller's token in its query: keep one line naming the problem instead."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError):
+        record.msg = "refused a malformed request: %s (HTTP %s)"
+        record.args = (type(exc).__name__, exc.code)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
 
 
 def _serve(args: argparse.Namespace) -> int:

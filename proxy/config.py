@@ -16,11 +16,13 @@ from functools import partial
 
 from proxy.credential_sets import parse_credentials
 from proxy.errors import ConfigError
+from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit
 from proxy.settings import (
     DEFAULT_CREDENTIALS,
     DEFAULT_LISTEN,
     DEFAULT_MAX_BODY,
     Address,
+    ClientTimeouts,
     Config,
     CredentialSet,
     HeaderRules,
@@ -59,10 +61,11 @@ UPSTREAM_EXAMPLE = "https://d111111abcdef8.cloudfront.net"
 FUNCTION_URL_EXAMPLE = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
 _SIGN_HOST_EXAMPLE = "abc123.execute-api.eu-central-1.amazonaws.com"
 
-_TOP_KEYS = ("listen", "routes", "credentials")
+_TOP_KEYS = ("listen", "routes", "credentials", "client_timeouts", "allow_unauthenticated")
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
-    *("strip_prefix", "headers", "max_body", "timeouts", "credentials"),
+    *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
+    *("rate_limit", "max_concurrent"),
 )
 _MODES: tuple[Mode, ...] = ("iam", "oac", "none")
 
@@ -104,7 +107,39 @@ def parse_config(data: object) -> Config:
     routes = top.require(
         "routes", partial(_parse_routes, credential_names=names), "a list of routes"
     )
-    return Config(routes=routes, listen=listen, credentials=credentials)
+    config = Config(
+        routes=routes,
+        listen=listen,
+        credentials=credentials,
+        client_timeouts=top.get("client_timeouts", _parse_client_timeouts, ClientTimeouts()),
+        allow_unauthenticated=top.get("allow_unauthenticated", expect_bool, False),
+    )
+    _check_exposure(config)
+    return config
+
+
+def _check_exposure(config: Config) -> None:
+    """Refuse to listen beyond loopback with signing routes anyone could call, unless asked."""
+    if config.listen.is_loopback or config.allow_unauthenticated:
+        return
+    unprotected = config.unauthenticated_routes
+    if unprotected:
+        raise ConfigError(
+            "listen",
+            f"{str(config.listen)!r} is not a loopback address, and route(s) "
+            f"{', '.join(unprotected)} sign requests for anyone who reaches it "
+            "(expected inbound: on each of them, a loopback listen address, or "
+            "allow_unauthenticated: true)",
+        )
+
+
+def _parse_client_timeouts(value: object, *, path: str) -> ClientTimeouts:
+    fields = Section(value, path=path, keys=("headers", "body"), expected="headers and body")
+    default = ClientTimeouts()
+    return ClientTimeouts(
+        headers=fields.get("headers", parse_duration, default.headers),
+        body=fields.get("body", parse_duration, default.body),
+    )
 
 
 def quick_config(
@@ -176,6 +211,9 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
         credentials=fields.get(
             "credentials", partial(_parse_set_name, names=credential_names), DEFAULT_CREDENTIALS
         ),
+        inbound=fields.get("inbound", parse_inbound, None),
+        rate_limit=fields.get("rate_limit", parse_rate_limit, None),
+        max_concurrent=fields.get("max_concurrent", parse_count, None),
     )
     if route.mode == "iam" and route.signing is None:
         raise ConfigError(

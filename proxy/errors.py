@@ -5,12 +5,16 @@
     ├── CredentialSourceError          a credential source failed in a way a user can fix
     └── ProxyError                     answered to the client as JSON {"error", "message", "route"}
         ├── BadRequestError            400  the request cannot be forwarded as sent
+        ├── UnauthorizedError          401  the route's inbound credential is missing
+        ├── ForbiddenError             403  the inbound credential or address is wrong
         ├── NoRouteError               404  no route matches
         ├── MethodNotAllowedError      405  a route matches the path but not the method
         ├── RequestTimeoutError        408  the client stopped sending its body
         ├── BodyTooLargeError          413  the body is over the route's max_body
+        ├── TooManyRequestsError       429  over the route's rate limit (with Retry-After)
         ├── UpstreamUnreachableError   502  could not connect, or the upstream reset the connection
         ├── CredentialsUnavailableError 503 the route's credential set has no valid credentials
+        ├── RouteBusyError             503  the route's max_concurrent requests are in flight
         └── UpstreamTimeoutError       504  a timeout fired before the reply started
 
 Foreign exceptions (aiohttp, botocore, yaml) are translated once, in the module that meets
@@ -60,6 +64,22 @@ class BadRequestError(ProxyError):
     code = "bad_request"
 
 
+class UnauthorizedError(ProxyError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(
+        self, message: str, *, challenge: str | None = None, route: str | None = None
+    ) -> None:
+        super().__init__(message, route=route)
+        self.challenge = challenge  # the WWW-Authenticate value, for bearer and basic
+
+
+class ForbiddenError(ProxyError):
+    status = 403
+    code = "forbidden"
+
+
 class NoRouteError(ProxyError):
     status = 404
     code = "no_route"
@@ -84,6 +104,15 @@ class BodyTooLargeError(ProxyError):
     code = "body_too_large"
 
 
+class TooManyRequestsError(ProxyError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, route: str | None = None) -> None:
+        super().__init__(message, route=route)
+        self.retry_after = retry_after  # whole seconds, for the Retry-After header
+
+
 class UpstreamUnreachableError(ProxyError):
     status = 502
     code = "upstream_unreachable"
@@ -92,6 +121,11 @@ class UpstreamUnreachableError(ProxyError):
 class CredentialsUnavailableError(ProxyError):
     status = 503
     code = "credentials_unavailable"
+
+
+class RouteBusyError(ProxyError):
+    status = 503
+    code = "route_busy"
 
 
 class UpstreamTimeoutError(ProxyError):

@@ -18,8 +18,17 @@ from proxy import routing, sigv4
 from proxy.body import Body, read_body, too_large
 from proxy.credentials import CredentialProvider, Credentials, Fetch, build_providers, mask
 from proxy.diagnosis import explain_403
-from proxy.errors import BadRequestError, ConfigError, MethodNotAllowedError, ProxyError
+from proxy.errors import (
+    BadRequestError,
+    ConfigError,
+    MethodNotAllowedError,
+    ProxyError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from proxy.headers import request_headers
+from proxy.inbound import InboundCheck
+from proxy.limits import Admission
 from proxy.settings import Address, Config, Route
 from proxy.upstream import client_session, exchange, relay
 
@@ -30,6 +39,17 @@ CONFIG = web.AppKey("config", Config)
 PROVIDERS = web.AppKey("providers", dict[str, CredentialProvider])
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 OVERRIDES = web.AppKey("credential_overrides", dict[str, Fetch])
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What a route checks before it reads a body: admission, then who is calling."""
+
+    admission: Admission
+    inbound: InboundCheck | None
+
+
+GUARDS = web.AppKey("guards", dict[str, Guard])
 
 EMPTY_BODY = Body(size=0, sha256=sigv4.EMPTY_SHA256, memory=b"", file=None)
 # GET and HEAD with a body are refused by CloudFront (403); say so here instead.
@@ -45,6 +65,14 @@ def build_app(
     app = web.Application(middlewares=[_errors])
     app[CONFIG] = config
     app[OVERRIDES] = dict(credential_overrides or {})
+    now = time.monotonic()
+    app[GUARDS] = {
+        route.name: Guard(
+            admission=Admission(route, now=now),
+            inbound=InboundCheck(route.inbound, route=route.name) if route.inbound else None,
+        )
+        for route in config.routes
+    }
     app.cleanup_ctx.append(_credentials)
     app.cleanup_ctx.append(_upstream_session)
     app.router.add_route("*", _EVERY_PATH, _proxy, expect_handler=_expect_later)
@@ -79,12 +107,15 @@ async def running(
     app = build_app(config, credential_overrides=credential_overrides)
     # auto_decompress=False: the body forwarded and hashed must be the bytes the client sent.
     # handler_cancellation: a client that goes away cancels its upstream request too.
+    # keepalive_timeout also closes a connection whose request headers have not all arrived
+    # by then (aiohttp arms it at connect): the bound on slow-loris clients.
     runner = web.AppRunner(
         app,
         access_log=None,
         handler_cancellation=True,
         auto_decompress=False,
         shutdown_timeout=5,
+        keepalive_timeout=config.client_timeouts.headers,
     )
     try:
         await runner.setup()
@@ -93,11 +124,24 @@ async def running(
         sock.close()
         await runner.cleanup()
         raise
+    _warn_if_exposed(config, address)
     try:
         host, port = sock.getsockname()[:2]
         yield Running(app, host, port)
     finally:
         await runner.cleanup()
+
+
+def _warn_if_exposed(config: Config, address: Address) -> None:
+    unprotected = config.unauthenticated_routes
+    if unprotected and not address.is_loopback:
+        log.warning(
+            "LISTENING ON %s WITHOUT INBOUND AUTHENTICATION on route(s) %s "
+            "(allow_unauthenticated: true): anyone who reaches this address can call them "
+            "with your AWS identity",
+            address,
+            ", ".join(unprotected),
+        )
 
 
 def _listening_socket(address: Address) -> socket.socket:
@@ -192,7 +236,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
         return await handler(request)
     except ProxyError as exc:
-        log.warning("%s %s -> %d %s", request.method, _log_path(request), exc.status, exc.message)
+        log.warning(
+            "%s %s %s -> %d %s",
+            request.remote,
+            request.method,
+            _log_path(request),
+            exc.status,
+            exc.message,
+        )
         return _error_response(exc)
     except web.HTTPException as exc:
         # aiohttp's router answers targets that are not a path before our handler runs.
@@ -205,6 +256,10 @@ def _error_response(exc: ProxyError) -> web.Response:
     response = web.json_response(exc.to_json(), status=exc.status)
     if isinstance(exc, MethodNotAllowedError):
         response.headers["Allow"] = ", ".join(sorted(exc.allowed))
+    elif isinstance(exc, UnauthorizedError) and exc.challenge:
+        response.headers["WWW-Authenticate"] = exc.challenge
+    elif isinstance(exc, TooManyRequestsError):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -222,11 +277,21 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         config.routes, method=request.method, host=request.host, target=request.raw_path
     )
     route = found.route
-    body = await _read_body(request, route)
-    try:
-        out = await _forward(request, found, body)
-    finally:
-        body.close()
+    guard = request.app[GUARDS][route.name]
+    with guard.admission.admit(time.monotonic()):
+        body_check = None
+        if guard.inbound is not None:
+            guard.inbound.check_peer(
+                peer=request.remote, forwarded_for=request.headers.getall("X-Forwarded-For", [])
+            )
+            body_check = guard.inbound.check_headers(request.headers, now=time.time())
+        body = await _read_body(request, route, observe=body_check.update if body_check else None)
+        try:
+            if body_check is not None:
+                body_check.verify()  # before anything is signed or sent
+            out = await _forward(request, found, body, inbound=guard.inbound)
+        finally:
+            body.close()
     access_log.info(
         "%s %s %s -> %d (%.1f ms)",
         route.name,
@@ -238,11 +303,15 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     return out
 
 
-async def _forward(request: web.Request, found: routing.Match, body: Body) -> web.StreamResponse:
+async def _forward(
+    request: web.Request, found: routing.Match, body: Body, *, inbound: InboundCheck | None
+) -> web.StreamResponse:
     """Sign, send and relay; when AWS rejects the credentials themselves, refresh them and
     send once more, re-signed (the body is re-sent from memory or the spool)."""
     route = found.route
     headers = request_headers(request.headers.items(), mode=route.mode, rules=route.headers)
+    if inbound is not None:
+        inbound.strip_credentials(headers)  # the tunnel's token is not the function's business
     if route.mode != "none":
         # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
         headers["x-amz-content-sha256"] = body.sha256
@@ -291,7 +360,9 @@ def _rejects_credentials(status: int, error_type: str | None) -> bool:
     return status == 403 and kind in ("ExpiredTokenException", "UnrecognizedClientException")
 
 
-async def _read_body(request: web.Request, route: Route) -> Body:
+async def _read_body(
+    request: web.Request, route: Route, *, observe: Callable[[bytes], None] | None
+) -> Body:
     """The whole body, hashed; refused early when its declared length is already too much."""
     if not request.body_exists:
         return EMPTY_BODY
@@ -310,7 +381,13 @@ async def _read_body(request: web.Request, route: Route) -> Body:
     ):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # an interim reply: the real one has not started
-    return await read_body(request.content.iter_any(), limit=route.max_body, route=route.name)
+    return await read_body(
+        request.content.iter_any(),
+        limit=route.max_body,
+        route=route.name,
+        idle_timeout=request.app[CONFIG].client_timeouts.body,
+        observe=observe,
+    )
 
 
 def _sign(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["iam", "oac", "none"]
+InboundType = Literal["github", "stripe", "slack", "shopify", "hmac", "bearer", "basic"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY = 6 * MIB  # Lambda's cap for a buffered request payload
@@ -21,6 +24,16 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether only this machine can connect (a host name could resolve to anything)."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,46 @@ class HeaderRules:
     remove: frozenset[str] = frozenset()  # lower-case names
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Secret:
+    """A secret read at start from the environment or a file; it never prints itself."""
+
+    value: bytes
+    source: str  # "env GITHUB_WEBHOOK_SECRET" or "file /run/secrets/github": safe to show
+
+    def __repr__(self) -> str:
+        return f"Secret(from {self.source})"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """Who may use a route: an authentication check and/or the client addresses allowed.
+
+    ``type`` None means addresses only. For ``bearer`` with ``header`` set, that header holds
+    the bare secret (X-Api-Key style); otherwise ``Authorization: Bearer <secret>``. For
+    ``hmac``, ``header`` names the signature header. ``tolerance`` bounds the age of Stripe's
+    and Slack's signed timestamps.
+    """
+
+    type: InboundType | None = None
+    secret: Secret | None = None
+    header: str | None = None
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    username: str | None = None
+    tolerance: float = 300.0
+    allow_ips: tuple[Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` requests per second on average, bursts of up to ``burst``."""
+
+    rate: float
+    burst: int
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One entry of ``routes:``; routes are tried in order and the first match wins."""
@@ -89,6 +142,9 @@ class Route:
     max_body: int = DEFAULT_MAX_BODY
     timeouts: Timeouts = field(default_factory=Timeouts)
     credentials: str = DEFAULT_CREDENTIALS
+    inbound: Inbound | None = None
+    rate_limit: RateLimit | None = None
+    max_concurrent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +161,31 @@ class CredentialSet:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """Bounds on what a client may take, in seconds: to send its request headers (slow-loris
+    clients; also how long an idle keep-alive connection stays open), and between two chunks
+    of its body."""
+
+    headers: float = 15.0
+    body: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
     routes: tuple[Route, ...]
     listen: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
     credentials: tuple[CredentialSet, ...] = (CredentialSet(DEFAULT_CREDENTIALS),)
+    client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    # Listening beyond loopback with signing routes that do not authenticate their callers
+    # must be asked for in so many words.
+    allow_unauthenticated: bool = False
+
+    @property
+    def unauthenticated_routes(self) -> list[str]:
+        """Routes that send requests with an AWS identity (iam, oac) without checking callers."""
+        return [r.name for r in self.routes if r.mode != "none" and r.inbound is None]
 
     def credential_set(self, name: str) -> CredentialSet:
         """The set called ``name``; validation guarantees that every route's set exists."""

@@ -565,3 +565,41 @@ def test_debug_log_of_an_assumed_role_holds_no_secret(local_sts: str) -> None:
     for secret in secrets:
         assert secret not in child.err
         assert secret not in "".join(child.stdout)
+
+
+def test_public_listen_without_inbound_auth_is_refused() -> None:
+    """Listening on 0.0.0.0 with an unprotected signing route stops at start with exit 2."""
+    result = run(
+        module_command(
+            "serve",
+            "--upstream",
+            CLOUDFRONT,
+            "--function-url",
+            FUNCTION_URL,
+            "--listen",
+            f"0.0.0.0:{free_port()}",
+        )
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert "is not a loopback address" in lines[0]
+    assert "route(s) default" in lines[0]
+
+
+def test_malformed_request_is_logged_in_one_line_without_its_query() -> None:
+    """A request aiohttp cannot parse is refused with 400 and logged without the raw line."""
+    port = free_port()
+    command = module_command(
+        "serve", "--upstream", CLOUDFRONT, "--mode", "none", "--listen", f"127.0.0.1:{port}"
+    )
+    with started(command) as child:
+        child.wait_for(lambda line: "listening on" in line)
+        with socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+            sock.sendall(b"GET /\xff?token=caller-secret-123 HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = sock.recv(1024)
+        assert child.stop() == 0
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")
+    assert "caller-secret-123" not in child.err
+    assert "Traceback" not in child.err
+    assert "refused a malformed request" in child.err

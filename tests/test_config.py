@@ -104,8 +104,16 @@ def test_minimal_file_loads_to_expected_objects(tmp_path: Path) -> None:
     )
 
 
-def test_example_file_loads() -> None:
+EXAMPLE_SECRETS = (
+    *("ADMIN_PASSWORD", "GITHUB_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "PARTNER_API_KEY"),
+    "WEBHOOK_HMAC_SECRET",
+)
+
+
+def test_example_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """config.example.yaml, shipped as documentation, is a valid config."""
+    for name in EXAMPLE_SECRETS:
+        monkeypatch.setenv(name, f"example-{name.lower()}")
     config = load_config(EXAMPLE)
     assert [route.mode for route in config.routes].count("oac") == 1
     assert config.routes[-1].name == "orders"
@@ -118,6 +126,9 @@ def test_example_file_uses_every_key() -> None:
     routes, sets = data["routes"], data["credentials"].values()
     used = {
         "top": set(data),
+        "client_timeouts": set(data["client_timeouts"]),
+        "inbound": {key for route in routes for key in route.get("inbound", {})},
+        "rate_limit": {key for route in routes for key in route.get("rate_limit", {})},
         "route": {key for route in routes for key in route},
         "sign": {key for route in routes for key in route.get("sign", {})},
         "headers": {key for route in routes for key in route.get("headers", {})},
@@ -125,10 +136,18 @@ def test_example_file_uses_every_key() -> None:
         "set": {key for item in sets for key in item},
     }
     assert used == {
-        "top": {"listen", "routes", "credentials"},
+        "top": {"listen", "routes", "credentials", "allow_unauthenticated", "client_timeouts"},
+        "client_timeouts": {"headers", "body"},
+        # secret_file is documented in the comments: a path would not exist where tests run.
+        "inbound": {
+            *("type", "secret_env", "header", "encoding", "prefix", "username", "tolerance"),
+            *("allow_ips", "trusted_proxies"),
+        },
+        "rate_limit": {"rate", "burst"},
         "route": {
             *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods"),
             *("host", "strip_prefix", "headers", "max_body", "timeouts", "credentials"),
+            *("inbound", "rate_limit", "max_concurrent"),
         },
         "sign": {"host", "region", "service"},
         "headers": {"add", "remove"},
@@ -317,7 +336,8 @@ def test_ipv6_listen(tmp_path: Path) -> None:
 )
 def test_listen_addresses(text: str, address: Address) -> None:
     """listen takes host names, IPv4 and bracketed IPv6, ports 0-65535."""
-    assert parse_config(_doc(listen=text)).listen == address
+    document = _doc(listen=text, allow_unauthenticated=True)
+    assert parse_config(document).listen == address
 
 
 # --- durations and sizes ----------------------------------------------------------------------
@@ -1085,8 +1105,8 @@ def test_unknown_route_key_message_in_full() -> None:
     error = _error(_doc(_route(upstrem=CLOUDFRONT, upstream=...)))
     assert str(error) == (
         "routes[0].upstrem: unknown key (expected one of: credentials, function_url, headers, "
-        "host, max_body, methods, mode, name, path_prefix, sign, strip_prefix, timeouts, "
-        "upstream); did you mean 'upstream'?"
+        "host, inbound, max_body, max_concurrent, methods, mode, name, path_prefix, rate_limit, "
+        "sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
     )
 
 

@@ -556,3 +556,19 @@ async def test_unknown_expectation_is_ignored(
         client.post(f"{running.url}/x", data=b"{}", headers={"Expect": "something"}) as response,
     ):
         await _echo(response)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /x HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ],
+    ids=["header-field", "request-line"],
+)
+async def test_oversized_request_head_is_refused(emulator: Emulator, request_bytes: bytes) -> None:
+    """A header field or request line over 8 KiB is a 400 and goes nowhere."""
+    async with proxy(route(emulator.cloudfront_url)) as running:
+        reply = await raw_request(running.port, request_bytes)
+    assert reply.status in (400, 431)
+    assert not emulator.requests
