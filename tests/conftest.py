@@ -1,13 +1,17 @@
-"""Fixtures shared by every test: no real AWS credentials, and a real local STS (moto)."""
+"""Fixtures shared by the tests: no real AWS credentials, a local STS (moto), the emulator."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from moto.server import ThreadedMotoServer
+
+from proxy.emulator import Emulator
+from tests.stack import KEY, KEY_ID
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +43,20 @@ def local_sts(moto_sts_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point botocore's STS client at moto, with throwaway keys for the caller."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_sts_url)
     return moto_sts_url
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """Emulated CloudFront in front of an emulated function URL that knows the test key."""
+    async with Emulator(keys={KEY_ID: KEY}) as started:
+        yield started
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that changes nothing it is given: no decompression, no redirects followed,
+    and a 30 s bound so that a broken test fails instead of hanging."""
+    async with aiohttp.ClientSession(
+        auto_decompress=False, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +25,6 @@ ROLE_ORDERS = "arn:aws:iam::123456789012:role/orders-invoker"
 ROLE_BILLING = "arn:aws:iam::123456789012:role/billing-invoker"
 TWO_ROLES = Path(__file__).resolve().parent.parent / "examples" / "two-roles.yaml"
 GUARD = 30.0  # an upper bound so a broken test fails instead of hanging; never a measurement
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain client with a generous guard timeout."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=GUARD)) as session:
-        yield session
 
 
 async def _echo(client: aiohttp.ClientSession, url: str) -> dict[str, object]:

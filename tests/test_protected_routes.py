@@ -6,7 +6,6 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,7 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.config import parse_config
 from proxy.emulator import Emulator
 from proxy.server import running
-from tests.stack import FIXED_KEYS, KEY, KEY_ID, proxy, route
+from tests.stack import FIXED_KEYS, KEY, proxy, route
 from tests.webhooks import PRESETS, SECRET, WRONG, Preset
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement
@@ -31,20 +30,6 @@ def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The routes' secrets, where the config says to read them."""
     monkeypatch.setenv("HOOK_SECRET", SECRET.decode())
     monkeypatch.setenv("TUNNEL_TOKEN", TUNNEL_TOKEN)
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    """The function behind CloudFront, knowing the proxy's signing key."""
-    async with Emulator(keys={KEY_ID: KEY}) as started:
-        yield started
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    """A client that sends what it is given."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=GUARD)) as session:
-        yield session
 
 
 def _inbound_of(preset: Preset) -> dict[str, Any]:

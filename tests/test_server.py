@@ -18,25 +18,9 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator
-from tests.stack import KEY, KEY_ID, proxy, raw_request, route
+from tests.stack import KEY_ID, proxy, raw_request, route
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    """Emulated CloudFront in front of an emulated function URL that knows the test key."""
-    async with Emulator(keys={KEY_ID: KEY}) as started:
-        yield started
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    """A client that changes nothing it is given: no decompression, no redirects followed."""
-    async with aiohttp.ClientSession(
-        auto_decompress=False, timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
-        yield session
 
 
 async def _echo(response: aiohttp.ClientResponse) -> dict[str, Any]:
