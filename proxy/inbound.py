@@ -13,7 +13,6 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Literal
 
 from multidict import CIMultiDict, MultiMapping
@@ -30,8 +29,31 @@ _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # Unix seconds; the length bound keeps int() away from huge attacker-chosen digit strings.
 _UNIX_TIME = re.compile(r"[0-9]{1,15}")
 
+# GitHub and Shopify name each event (X-GitHub-Delivery, X-Shopify-Webhook-Id) and offer
+# redelivery for about this long; an event that reached the function is refused again for as
+# long, while one that failed may be redelivered.
+EVENT_ID_WINDOW = 72 * 3600.0
+
 Encoding = Literal["hex", "base64"]
-Remember = Callable[[bytes], bool] | None  # records a digest; False when it was already seen
+
+
+class Reservation:
+    """A delivery's entry in the replay guard: kept once the function accepted the delivery,
+    withdrawn when it did not, so that the sender's retry or a redelivery can get through."""
+
+    def __init__(self, guard: ReplayGuard, key: bytes, *, expires: float, now: float) -> None:
+        self._guard = guard
+        self._key = key
+        self._expires = expires
+        self._now = now
+
+    def take(self) -> bool:
+        """Record the key; False when it is already recorded (a replay)."""
+        return self._guard.remember(self._key, expires=self._expires, now=self._now)
+
+    def withdraw(self) -> None:
+        """Forget the key again."""
+        self._guard.forget(self._key)
 
 
 class ReplayGuard:
@@ -60,18 +82,29 @@ class ReplayGuard:
             self._seen.discard(heapq.heappop(self._expiries)[1])
         return True
 
+    def forget(self, key: bytes) -> None:
+        """Drop ``key`` (its heap entry goes when it expires: a stale entry is harmless)."""
+        self._seen.discard(key)
+
 
 class BodyCheck:
     """Fed every body chunk while the body is read (``update``); then ``verify()`` raises
-    ForbiddenError when the signature does not match the body or was already used."""
+    ForbiddenError when the signature does not match the body or was already used, and
+    ``settle()`` says whether the function took the delivery."""
 
     def __init__(
-        self, mac: hmac.HMAC, candidates: Sequence[bytes], *, route: str, remember: Remember = None
+        self,
+        mac: hmac.HMAC,
+        candidates: Sequence[bytes],
+        *,
+        route: str,
+        replay_key: Callable[[bytes], Reservation] | None = None,
     ) -> None:
         self._mac = mac
         self._candidates = tuple(candidates)
         self._route = route
-        self._remember = remember  # the replay guard, for timestamped schemes
+        self._replay_key = replay_key  # the digest -> this delivery's replay-guard entry
+        self._reserved: Reservation | None = None
 
     def update(self, chunk: bytes) -> None:
         """Add the next chunk of the body to the signature being computed."""
@@ -85,10 +118,19 @@ class BodyCheck:
             matched |= hmac.compare_digest(digest, candidate)
         if not matched:
             raise ForbiddenError("signature does not match the body", route=self._route)
-        # Keyed by the verified digest, not the header text: re-ordering or padding the header
-        # yields the same digest, so it cannot dodge the guard.
-        if self._remember is not None and not self._remember(digest):
-            raise ForbiddenError("replayed: this signature was already used", route=self._route)
+        if self._replay_key is None:
+            return
+        reservation = self._replay_key(digest)
+        if not reservation.take():
+            raise ForbiddenError("replayed: this delivery was already accepted", route=self._route)
+        self._reserved = reservation
+
+    def settle(self, *, delivered: bool) -> None:
+        """After the upstream answered: a delivery the function did not accept (not 2xx, or
+        no answer) is forgotten again, so its retry is not mistaken for a replay."""
+        if self._reserved is not None and not delivered:
+            self._reserved.withdraw()
+        self._reserved = None
 
 
 class InboundCheck:
@@ -98,8 +140,8 @@ class InboundCheck:
         self._rules = rules
         self._route = route
         self._secret = _required_secret(rules, route)
-        # Used by Stripe and Slack only, the schemes that sign a timestamp. GitHub, Shopify and
-        # plain HMAC signatures carry none, so a redelivery cannot be told from a replay.
+        # Stripe and Slack sign a timestamp; GitHub and Shopify name each event. The generic
+        # hmac preset has neither, so a resent body cannot be told from a replay: no guard.
         self._guard = ReplayGuard()
 
     def check_peer(self, *, peer: str | None, forwarded_for: Sequence[str]) -> str:
@@ -126,9 +168,11 @@ class InboundCheck:
         elif kind == "slack":
             return self._check_slack(headers, now)
         elif kind == "github":
-            return self._check_plain(headers, "X-Hub-Signature-256", "sha256=", "hex")
+            by_event = self._by_event(headers, "X-GitHub-Delivery", now)
+            return self._check_plain(headers, "X-Hub-Signature-256", "sha256=", "hex", by_event)
         elif kind == "shopify":
-            return self._check_plain(headers, "X-Shopify-Hmac-Sha256", "", "base64")
+            by_event = self._by_event(headers, "X-Shopify-Webhook-Id", now)
+            return self._check_plain(headers, "X-Shopify-Hmac-Sha256", "", "base64", by_event)
         elif kind == "hmac":
             header = self._rules.header or ""  # the config requires it for hmac
             return self._check_plain(headers, header, self._rules.prefix, self._rules.encoding)
@@ -183,14 +227,32 @@ class InboundCheck:
             raise self._forbidden("wrong user name or password")
 
     def _check_plain(
-        self, headers: MultiMapping[str], name: str, prefix: str, encoding: Encoding
+        self,
+        headers: MultiMapping[str],
+        name: str,
+        prefix: str,
+        encoding: Encoding,
+        replay_key: Callable[[bytes], Reservation] | None = None,
     ) -> BodyCheck:
         value = self._require(headers, name)
         digest = _decode_digest(value.removeprefix(prefix), encoding)
         if not value.startswith(prefix) or digest is None:
             shape = "64 hex digits" if encoding == "hex" else "base64 of 32 bytes"
             raise self._forbidden(f"malformed {name} header (expected {prefix}<{shape}>)")
-        return BodyCheck(self._mac(), [digest], route=self._route)
+        return BodyCheck(self._mac(), [digest], route=self._route, replay_key=replay_key)
+
+    def _by_event(
+        self, headers: MultiMapping[str], id_header: str, now: float
+    ) -> Callable[[bytes], Reservation]:
+        """Replay-guard entries keyed by the event's id, or by the signed body's digest when a
+        sender omits the id."""
+        event = self._single(headers, id_header)
+
+        def reservation(digest: bytes) -> Reservation:
+            key = f"{id_header}:{event}".encode() if event else digest
+            return Reservation(self._guard, key, expires=now + EVENT_ID_WINDOW, now=now)
+
+        return reservation
 
     def _check_stripe(self, headers: MultiMapping[str], now: float) -> BodyCheck:
         value = self._require(headers, "Stripe-Signature")
@@ -226,8 +288,13 @@ class InboundCheck:
             )
         mac = self._mac()
         mac.update(signed_prefix.encode())
-        remember = partial(self._guard.remember, expires=sent + tolerance, now=now)
-        return BodyCheck(mac, candidates, route=self._route, remember=remember)
+
+        # Keyed by the verified digest, not the header text: re-ordering or padding the header
+        # yields the same digest, so it cannot dodge the guard.
+        def reservation(digest: bytes) -> Reservation:
+            return Reservation(self._guard, digest, expires=sent + tolerance, now=now)
+
+        return BodyCheck(mac, candidates, route=self._route, replay_key=reservation)
 
     def _mac(self) -> hmac.HMAC:
         return hmac.new(self._secret, digestmod=hashlib.sha256)

@@ -286,12 +286,17 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             )
             body_check = guard.inbound.check_headers(request.headers, now=time.time())
         body = await _read_body(request, route, observe=body_check.update if body_check else None)
+        delivered = False
         try:
             if body_check is not None:
                 body_check.verify()  # before anything is signed or sent
             out = await _forward(request, found, body, inbound=guard.inbound)
+            delivered = 200 <= out.status < 300
         finally:
             body.close()
+            if body_check is not None:
+                # A webhook the function did not take may come again without being a replay.
+                body_check.settle(delivered=delivered)
     access_log.info(
         "%s %s %s -> %d (%.1f ms)",
         route.name,

@@ -31,7 +31,6 @@ from tests.webhooks import (
     STRIPE_EVENT,
     TIMED,
     TOLERANCE,
-    UNTIMED,
     WRONG,
     Headers,
     Preset,
@@ -53,13 +52,22 @@ def chunks(body: bytes) -> Iterator[bytes]:
         yield body[start:end]
 
 
-def deliver(check: InboundCheck, headers: Headers, body: bytes, *, now: float = NOW) -> None:
-    """Run the checks as the server does: headers first, then the body chunk by chunk."""
+def deliver(
+    check: InboundCheck,
+    headers: Headers,
+    body: bytes,
+    *,
+    now: float = NOW,
+    delivered: bool = True,
+) -> None:
+    """Run the checks as the server does: headers first, then the body chunk by chunk, then
+    the upstream's verdict (``delivered``: it answered 2xx)."""
     body_check = check.check_headers(CIMultiDict(headers), now=now)
     if body_check is not None:
         for chunk in chunks(body):
             body_check.update(chunk)
         body_check.verify()
+        body_check.settle(delivered=delivered)
 
 
 def checker(rules: Inbound) -> InboundCheck:
@@ -208,7 +216,7 @@ def test_replay_within_the_window_is_forbidden(preset: Preset) -> None:
     headers = preset.sign(SECRET, preset.body, NOW)
     deliver(check, headers, preset.body)
     for later in (NOW + 1, NOW + TOLERANCE):  # up to and including the tolerance edge
-        with pytest.raises(ForbiddenError, match="replayed: this signature was already used"):
+        with pytest.raises(ForbiddenError, match="replayed: this delivery was already accepted"):
             deliver(check, headers, preset.body, now=later)
 
 
@@ -243,13 +251,46 @@ def test_forgery_does_not_poison_the_guard(preset: Preset) -> None:
     deliver(check, preset.sign(SECRET, preset.body, NOW), preset.body)
 
 
-@pytest.mark.parametrize("preset", UNTIMED, ids=ids(UNTIMED))
-def test_untimed_presets_accept_redelivery(preset: Preset) -> None:
-    """Without a signed timestamp a redelivery cannot be told from a replay: both pass."""
+GENERIC = [p for p in PRESETS if p.rules.type == "hmac"]
+NAMED = [p for p in PRESETS if p.name in ("github", "shopify")]
+EVENT_ID = {"github": "X-GitHub-Delivery", "shopify": "X-Shopify-Webhook-Id"}
+
+
+@pytest.mark.parametrize("preset", GENERIC, ids=ids(GENERIC))
+def test_generic_hmac_accepts_a_resent_body(preset: Preset) -> None:
+    """Without a timestamp or an event id a resent body cannot be told from a replay: it passes."""
     check = checker(preset.rules)
     headers = preset.sign(SECRET, preset.body, NOW)
     deliver(check, headers, preset.body)
     deliver(check, headers, preset.body, now=NOW + 86_400)
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["event-id", "no-event-id"])
+@pytest.mark.parametrize("preset", NAMED, ids=ids(NAMED))
+def test_named_event_accepted_once_is_refused_as_a_replay(preset: Preset, with_id: bool) -> None:
+    """A GitHub or Shopify delivery the function took is refused again (by event id, else by
+    body) for three days; another event with the same body still passes."""
+    check = checker(preset.rules)
+    event = [(EVENT_ID[preset.name], "72d4c8b0-1f2e-11ef-9a3b-6f1c2d3e4f50")] if with_id else []
+    headers = [*preset.sign(SECRET, preset.body, NOW), *event]
+    deliver(check, headers, preset.body)
+    with pytest.raises(ForbiddenError, match="replayed"):
+        deliver(check, headers, preset.body, now=NOW + 71 * 3600)
+    deliver(check, headers, preset.body, now=NOW + 73 * 3600)  # the window has passed
+    if with_id:
+        other = [*preset.sign(SECRET, preset.body, NOW), (EVENT_ID[preset.name], "another")]
+        deliver(check, other, preset.body, now=NOW + 73 * 3600)
+
+
+@pytest.mark.parametrize("preset", [*NAMED, *TIMED], ids=ids([*NAMED, *TIMED]))
+def test_delivery_the_function_did_not_take_may_be_retried(preset: Preset) -> None:
+    """When the upstream did not answer 2xx the delivery is forgotten, so a retry gets through."""
+    check = checker(preset.rules)
+    headers = preset.sign(SECRET, preset.body, NOW)
+    deliver(check, headers, preset.body, delivered=False)
+    deliver(check, headers, preset.body, now=NOW + 1)
+    with pytest.raises(ForbiddenError, match="replayed"):
+        deliver(check, headers, preset.body, now=NOW + 2)
 
 
 def test_guard_forgets_expired_entries_on_insert() -> None:

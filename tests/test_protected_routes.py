@@ -51,7 +51,7 @@ async def test_signed_webhook_reaches_the_function_and_forgeries_do_not(
     secrets_in_env: None, emulator: Emulator, client: aiohttp.ClientSession, preset: Preset
 ) -> None:
     """A delivery signed with the secret verifies at the function; forged, unsigned, tampered,
-    and (for timestamped schemes) replayed or stale ones stop at the proxy."""
+    malformed, replayed (but for the generic preset) and stale ones stop at the proxy."""
     now = int(time.time())
     good = dict(preset.sign(SECRET, preset.body, now))
     tampered = preset.body.replace(*preset.tamper)
@@ -63,6 +63,7 @@ async def test_signed_webhook_reaches_the_function_and_forgeries_do_not(
     }
     if preset.name in ("stripe", "slack"):
         attempts["stale"] = (dict(preset.sign(SECRET, preset.body, now - 3600)), preset.body, 403)
+    if preset.rules.type != "hmac":  # the generic preset has no timestamp and no event id
         attempts["replayed"] = (good, preset.body, 403)
     async with proxy(_hooks(emulator.cloudfront_url, preset)) as running_proxy:
         url = f"{running_proxy.url}/hooks/event"
@@ -78,6 +79,35 @@ async def test_signed_webhook_reaches_the_function_and_forgeries_do_not(
     assert echoed["verified"] is True
     assert len(emulator.requests) == 1  # only the genuine delivery got through
     assert statuses == {name: expected for name, (_, _, expected) in attempts.items()}
+
+
+async def test_webhook_the_function_refused_can_be_redelivered(
+    secrets_in_env: None, aiohttp_server: AiohttpServer, client: aiohttp.ClientSession
+) -> None:
+    """A GitHub delivery that got a 5xx is not remembered: its redelivery reaches the function."""
+    statuses = iter([502, 200])
+    seen: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        seen.append(request.headers["X-GitHub-Delivery"])
+        return web.Response(status=next(statuses))
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", flaky)
+    server = await aiohttp_server(app)
+    github = next(p for p in PRESETS if p.name == "github")
+    headers = dict(github.sign(SECRET, github.body, int(time.time())))
+    headers["X-GitHub-Delivery"] = "a1b2c3d4-0000-11ef-8000-000000000001"
+    routes = _hooks(str(server.make_url("")), github) | {"mode": "none"}
+    async with proxy(routes) as running_proxy:
+        answers = []
+        for _ in range(3):
+            async with client.post(
+                f"{running_proxy.url}/hooks/push", data=github.body, headers=headers
+            ) as response:
+                answers.append(response.status)
+    assert answers == [502, 200, 403]  # failed, redelivered, then a replay of a taken one
+    assert len(seen) == 2
 
 
 @pytest.mark.parametrize(
