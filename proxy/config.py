@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from proxy.credential_sets import parse_credentials
+from proxy.env_expansion import expand_env
 from proxy.errors import ConfigError
 from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit
 from proxy.settings import (
@@ -85,10 +86,10 @@ _FLAGS = {
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, parse and validate the YAML config file at ``path``."""
+    """Read the YAML config file at ``path``, expand ${VAR} references, parse and validate."""
     name = os.fspath(path)
     try:
-        return parse_config(read_yaml(name))
+        return parse_config(expand_env(read_yaml(name), os.environ))
     except ConfigError as exc:
         if exc.path:
             raise
