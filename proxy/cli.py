@@ -8,16 +8,18 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
-
-from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy import __version__
 from proxy.config import load_config, quick_config
 from proxy.errors import ConfigError, SigningProxyError
+from proxy.logs import setup_logging
 from proxy.server import describe_routes, running
-from proxy.settings import Config
+from proxy.settings import Address, Config
+from proxy.values import parse_host_port
 
 log = logging.getLogger("signing_proxy")
 
@@ -26,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit code is 0 on success, 1 on failure, 2 for bad input."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level or args.default_log_level)
+    setup_logging(level=args.log_level or args.default_log_level, form=args.log_format)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="how much to log to stderr (default: info; warning for demo)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines, or one JSON object per line with the access log's fields",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -63,7 +71,20 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--mode", default="iam", choices=["iam", "oac", "none"])
     quick.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
     quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
+    serve.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="serve /healthz, /readyz, /metrics and POST /reload here (overrides admin:)",
+    )
     serve.set_defaults(command=_serve, default_log_level="info")
+
+    health = commands.add_parser(
+        "health",
+        help="exit 0 when the admin listener answers (for container health checks)",
+        description="GET the URL; exit 0 on 200 within 3 seconds, 1 otherwise.",
+    )
+    health.add_argument("--url", default="http://127.0.0.1:9901/healthz")
+    health.set_defaults(command=_health, default_log_level="warning")
 
     emulate = commands.add_parser(
         "emulate",
@@ -109,37 +130,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # botocore's debug log prints the requests it signs, session tokens included: it stays
-    # at warnings, whatever --log-level says.
-    logging.getLogger("botocore").setLevel(max(logging.WARNING, logging.getLogger().level))
-    logging.getLogger("aiohttp.server").addFilter(_malformed_requests_in_one_line)
-
-
-def _malformed_requests_in_one_line(record: logging.LogRecord) -> bool:
-    """aiohttp logs a malformed request with a traceback quoting the raw request line, which
-    may carry a caller's token in its query: keep one line naming the problem instead."""
-    exc = record.exc_info[1] if record.exc_info else None
-    if isinstance(exc, HttpProcessingError):
-        record.msg = "refused a malformed request: %s (HTTP %s)"
-        record.args = (type(exc).__name__, exc.code)
-        record.exc_info = None
-        record.exc_text = None
-        record.levelno, record.levelname = logging.INFO, "INFO"
-    return True
-
-
 def _serve(args: argparse.Namespace) -> int:
-    config = _config_from(args)
-    return _run(lambda stop: _serve_until_stopped(config, stop))
+    load = _loader(args)
+    config = load()
+    admin = (
+        Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
+        if args.admin
+        else None
+    )
+    return _run(lambda stop: _serve_until_stopped(config, load, admin, stop))
 
 
-def _config_from(args: argparse.Namespace) -> Config:
+def _loader(args: argparse.Namespace) -> Callable[[], Config]:
+    """How to (re)read the config: the file, or the quick form's flags."""
     config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
     quick = [args.upstream, args.function_url, args.listen, args.role_arn]
     if config_path and any(quick):
@@ -147,13 +150,13 @@ def _config_from(args: argparse.Namespace) -> Config:
             "--config", "give either a config file or --upstream/--function-url, not both"
         )
     if config_path:
-        return load_config(config_path)
+        return lambda: load_config(config_path)
     if not args.upstream:
         raise ConfigError(
             "serve",
             "nothing to serve: give --config FILE, or --upstream URL --function-url URL",
         )
-    return quick_config(
+    return lambda: quick_config(
         upstream=args.upstream,
         function_url=args.function_url,
         mode=args.mode,
@@ -162,15 +165,54 @@ def _config_from(args: argparse.Namespace) -> Config:
     )
 
 
-async def _serve_until_stopped(config: Config, stop: asyncio.Event) -> int:
-    async with running(config) as proxy:
+async def _serve_until_stopped(
+    config: Config, load: Callable[[], Config], admin: Address | None, stop: asyncio.Event
+) -> int:
+    async with running(config, admin=admin, load=load) as proxy:
         print(f"signing-proxy {__version__} listening on {proxy.url}")
         for line in describe_routes(config):
             print(line)
+        if proxy.admin_url:
+            print(f"admin on {proxy.admin_url}")
         sys.stdout.flush()
-        await stop.wait()
-        log.info("stopping: finishing requests in flight")
+        hangups = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangups.set)
+        reloader = asyncio.create_task(_reload_on(hangups, proxy.reload), name="SIGHUP reloads")
+        try:
+            await stop.wait()
+        finally:
+            reloader.cancel()
+            await asyncio.gather(reloader, return_exceptions=True)
+        log.info("stopping: no new connections; finishing requests in flight")
     return 0
+
+
+async def _reload_on(hangups: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:
+    """Reload at each SIGHUP; an invalid config is logged and the running one kept."""
+    while True:
+        await hangups.wait()
+        hangups.clear()
+        try:
+            await reload()
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when ``--url`` answers 200 within 3 s (the Docker HEALTHCHECK)."""
+    url = args.url
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("--url", f"{url!r} is not an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - scheme checked
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        print(f"{url}: {getattr(exc, 'reason', exc)}")
+        return 1
+    print(f"{url}: {status}")
+    return 0 if status == 200 else 1
 
 
 def _emulate(args: argparse.Namespace) -> int:

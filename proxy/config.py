@@ -62,7 +62,10 @@ UPSTREAM_EXAMPLE = "https://d111111abcdef8.cloudfront.net"
 FUNCTION_URL_EXAMPLE = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
 _SIGN_HOST_EXAMPLE = "abc123.execute-api.eu-central-1.amazonaws.com"
 
-_TOP_KEYS = ("listen", "routes", "credentials", "client_timeouts", "allow_unauthenticated")
+_TOP_KEYS = (
+    *("listen", "routes", "credentials", "client_timeouts", "allow_unauthenticated"),
+    *("admin", "shutdown_grace"),
+)
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
     *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
@@ -114,6 +117,8 @@ def parse_config(data: object) -> Config:
         credentials=credentials,
         client_timeouts=top.get("client_timeouts", _parse_client_timeouts, ClientTimeouts()),
         allow_unauthenticated=top.get("allow_unauthenticated", expect_bool, False),
+        admin=top.get("admin", _parse_admin, None),
+        shutdown_grace=top.get("shutdown_grace", parse_duration, 30.0),
     )
     _check_exposure(config)
     return config
@@ -173,6 +178,10 @@ def quick_config(
 
 def _parse_listen(value: object, *, path: str) -> Address:
     return Address(*parse_host_port(value, path=path, example="127.0.0.1:8080"))
+
+
+def _parse_admin(value: object, *, path: str) -> Address:
+    return Address(*parse_host_port(value, path=path, example="127.0.0.1:9901"))
 
 
 def _parse_routes(

@@ -92,6 +92,8 @@ class CredentialProvider:
     def __init__(self, *, name: str, describe: str, fetch: Fetch) -> None:
         self.name = name
         self.describe = describe  # "profile dev, then role arn:aws:iam::…" for messages
+        # Told of every refresh and whether it worked (the metrics count them).
+        self.listener: Callable[[CredentialProvider, bool], None] | None = None
         self._fetch = fetch
         self._current: Credentials | None = None
         self._error: str | None = "not resolved yet"
@@ -157,10 +159,12 @@ class CredentialProvider:
                 ", still using the current ones" if still else "",
                 self._error,
             )
+            self._tell(ok=False)
             return
         self._current = fresh
         self._error = None
         self._failures = 0
+        self._tell(ok=True)
         log.info(
             "credentials %r: %s%s",
             self.name,
@@ -169,6 +173,10 @@ class CredentialProvider:
             if fresh.expires_at is None
             else f", valid for {fresh.expires_at - time.time():.0f}s",
         )
+
+    def _tell(self, *, ok: bool) -> None:
+        if self.listener is not None:
+            self.listener(self, ok)
 
     def next_refresh_in(self, now: float) -> float | None:
         """Seconds until the next refresh should start; None when they never expire."""
@@ -218,16 +226,23 @@ def session_name() -> str:
 
 
 def build_providers(
-    sets: tuple[CredentialSet, ...], *, overrides: Mapping[str, Fetch] | None = None
+    sets: tuple[CredentialSet, ...],
+    *,
+    overrides: Mapping[str, Fetch] | None = None,
+    existing: Mapping[str, CredentialProvider] | None = None,
 ) -> dict[str, CredentialProvider]:
-    """One provider per set; ``overrides`` replaces a set's source (the demo uses fixed keys)."""
+    """One provider per set, in an order where sources come first; ``existing`` providers are
+    reused as they are (a reload keeps unchanged sets), and ``overrides`` replaces a set's
+    source (the demo signs with fixed keys)."""
     providers: dict[str, CredentialProvider] = {}
     by_name = {item.name: item for item in sets}
 
     def build(item: CredentialSet) -> CredentialProvider:
         if item.name in providers:
             return providers[item.name]
-        if overrides and item.name in overrides:
+        if existing and item.name in existing:
+            provider = existing[item.name]
+        elif overrides and item.name in overrides:
             provider = CredentialProvider(
                 name=item.name, describe="fixed keys", fetch=overrides[item.name]
             )

@@ -178,6 +178,9 @@ class Config:
     listen: Address = field(default_factory=lambda: Address("127.0.0.1", 8080))
     credentials: tuple[CredentialSet, ...] = (CredentialSet(DEFAULT_CREDENTIALS),)
     client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    admin: Address | None = None  # the admin listener (health, readiness, metrics, reload)
+    # How long requests in flight may take to finish after SIGTERM before they are cut.
+    shutdown_grace: float = 30.0
     # Listening beyond loopback with signing routes that do not authenticate their callers
     # must be asked for in so many words.
     allow_unauthenticated: bool = False

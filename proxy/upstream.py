@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -139,29 +140,41 @@ async def exchange(
         response.release()
 
 
+@dataclass(slots=True)
+class Relayed:
+    """What relaying a reply did: the client response, a 403's body, bytes sent, whether the
+    reply reached its end."""
+
+    response: web.StreamResponse
+    error_body: bytes | None
+    bytes_out: int = 0
+    complete: bool = False
+
+
 async def relay(
     request: web.BaseRequest,
     response: aiohttp.ClientResponse,
     *,
     route: Route,
     deadline: float | None,
-) -> tuple[web.StreamResponse, bytes | None]:
+) -> Relayed:
     """Stream the upstream's reply to the client chunk by chunk as it arrives.
 
-    Returns the client response and, for a 403, the (small) body it carried, so the caller
-    can explain it. A failure after the reply started aborts the client connection: a
-    truncated reply must not look complete.
+    A 403's (small) body is read first, so the caller can explain it. A failure after the
+    reply started aborts the client connection: a truncated reply must not look complete.
     """
     out = web.StreamResponse(status=response.status, reason=response.reason)
     out.headers.extend(reply_headers(response.headers.items()))
     error_body = None
     if response.status == 403:
         error_body = await _read_error_body(response, route=route, deadline=deadline)
+    relayed = Relayed(out, error_body)
     await out.prepare(request)
     which = "idle"
     try:
         if error_body:
             await out.write(error_body)
+            relayed.bytes_out += len(error_body)
         while True:
             when, which = _bound(route.timeouts.idle, "idle", deadline)
             async with asyncio.timeout_at(when):
@@ -169,6 +182,7 @@ async def relay(
             if not chunk:
                 break
             await out.write(chunk)
+            relayed.bytes_out += len(chunk)
     except TimeoutError:
         log.warning(
             "route %s: timeouts.%s (%s) fired mid-reply; aborting the client connection",
@@ -177,10 +191,10 @@ async def relay(
             _seconds(route, which),
         )
         _abort(request)
-        return out, error_body
+        return relayed
     except ConnectionError:
         log.info("route %s: the client closed the connection mid-reply", route.name)
-        return out, error_body
+        return relayed
     except aiohttp.ClientError as exc:
         log.warning(
             "route %s: the upstream connection failed mid-reply (%s); aborting the client "
@@ -189,9 +203,10 @@ async def relay(
             _describe(exc),
         )
         _abort(request)
-        return out, error_body
+        return relayed
     await out.write_eof()
-    return out, error_body
+    relayed.complete = True
+    return relayed
 
 
 async def _read_error_body(

@@ -18,7 +18,6 @@ from pytest_aiohttp import AiohttpServer
 
 from proxy.credentials import Credentials
 from proxy.emulator import Emulator, Key
-from proxy.server import PROVIDERS
 from tests.stack import proxy, route
 
 ROLE_ORDERS = "arn:aws:iam::123456789012:role/orders-invoker"
@@ -213,7 +212,7 @@ async def test_slow_sts_refresh_never_holds_requests(
     async with Emulator(keys={}, sts_url=moto_sts_url) as emulator:
         routes = route(emulator.cloudfront_url, credentials="orders")
         async with proxy(routes, credentials=sets, overrides=None) as running:
-            provider = running.app[PROVIDERS]["orders"]
+            provider = running.state.current.providers["orders"]
             before = provider.current
             assert before is not None
             stalls: list[float] = []
@@ -342,7 +341,7 @@ async def test_no_secret_reaches_the_log(
                 ),
             )
             async with proxy(*routes, credentials=sets, overrides=None) as running:
-                provider = running.app[PROVIDERS]["orders"]
+                provider = running.state.current.providers["orders"]
                 await _echo(client, f"{running.url}/o/1")
                 await provider.refresh()
                 await _echo(client, f"{running.url}/o/2")

@@ -1,0 +1,113 @@
+"""Prometheus metrics: what each request and each credential refresh adds, and the exposition.
+
+With several workers (``serve --workers N``) every process writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode) and the process serving
+/metrics adds them up; with one process the values live in this process's registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+# From a local emulator (milliseconds) to a cold Lambda behind CloudFront (seconds).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+def multiprocess_dir() -> str | None:
+    """Where workers write their values, when they share them."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """One registry's worth of the proxy's metrics (a fresh one per app, so tests can run many
+    apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "signing_proxy_requests",
+            "Requests answered, by route, method and status class (2xx, 4xx, ...).",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.upstream_latency = Histogram(
+            "signing_proxy_upstream_latency_seconds",
+            "Time from sending a request upstream until its reply headers arrived.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.bytes_in = Counter(
+            "signing_proxy_request_body_bytes",
+            "Request body bytes received from clients.",
+            ["route"],
+            registry=registry,
+        )
+        self.bytes_out = Counter(
+            "signing_proxy_response_body_bytes",
+            "Reply body bytes relayed to clients.",
+            ["route"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "signing_proxy_in_flight_requests",
+            "Requests being handled now.",
+            ["route"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.signing_failures = Counter(
+            "signing_proxy_signing_failures",
+            "Requests that could not be signed (no usable credentials) or whose signature AWS "
+            "rejected (403 with x-amzn-ErrorType).",
+            ["route", "reason"],
+            registry=registry,
+        )
+        self.refreshes = Counter(
+            "signing_proxy_credential_refreshes",
+            "Credential refreshes, by credential set and outcome.",
+            ["credentials", "outcome"],
+            registry=registry,
+        )
+        self.expiry = Gauge(
+            "signing_proxy_credentials_expiry_seconds",
+            "Seconds until each credential set's current credentials expire (absent for "
+            "long-term keys; negative once expired).",
+            ["credentials"],
+            registry=registry,
+            multiprocess_mode="min",
+        )
+        self.ready = Gauge(
+            "signing_proxy_ready",
+            "1 when the process is ready to serve: config loaded, credentials usable, not "
+            "draining.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+
+    def exposition(self) -> bytes:
+        """The text format; across all workers when they share a directory."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+
+def status_class(status: int) -> str:
+    """``2xx`` for 200, ``5xx`` for 503: few label values, as Prometheus wants."""
+    return f"{status // 100}xx"

@@ -1,0 +1,236 @@
+"""The one request handler: route, admit, check the caller, read and hash the body, sign, send,
+stream the reply back. What the request did is written to its ``Outcome`` on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy import routing, sigv4
+from proxy.body import Body, read_body, too_large
+from proxy.credentials import CredentialProvider, Credentials, mask
+from proxy.diagnosis import explain_403
+from proxy.errors import BadRequestError
+from proxy.headers import request_headers
+from proxy.inbound import InboundCheck
+from proxy.state import Generation, State
+from proxy.upstream import Relayed, exchange, relay
+
+log = logging.getLogger("signing_proxy")
+
+EMPTY_BODY = Body(size=0, sha256=sigv4.EMPTY_SHA256, memory=b"", file=None)
+# GET and HEAD with a body are refused by CloudFront (403); say so here instead.
+_BODILESS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one request did, filled in as it goes; logged and counted when it ends."""
+
+    request_id: str
+    route: str | None = None
+    path: str | None = None
+    upstream_status: int | None = None
+    upstream_seconds: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    amzn_request_id: str | None = None
+    amzn_error_type: str | None = None
+
+
+STATE = web.AppKey("state", State)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+OUTCOME = web.RequestKey("outcome", Outcome)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """The pipeline, for one request, on the generation current when it arrived."""
+    generation = request.app[STATE].current
+    outcome = request[OUTCOME]
+    found = routing.match(
+        generation.config.routes, method=request.method, host=request.host, target=request.raw_path
+    )
+    route = found.route
+    outcome.route, outcome.path = route.name, found.path
+    guard = generation.guards[route.name]
+    in_flight = request.app[STATE].metrics.in_flight.labels(route.name)
+    with in_flight.track_inprogress(), guard.admission.admit(time.monotonic()):
+        body_check = None
+        if guard.inbound is not None:
+            guard.inbound.check_peer(
+                peer=request.remote, forwarded_for=request.headers.getall("X-Forwarded-For", [])
+            )
+            body_check = guard.inbound.check_headers(request.headers, now=time.time())
+        body = await _read_body(
+            request, generation, found, observe=body_check.update if body_check else None
+        )
+        outcome.bytes_in = body.size
+        delivered = False
+        try:
+            if body_check is not None:
+                body_check.verify()  # before anything is signed or sent
+            relayed = await _forward(request, generation, found, body, inbound=guard.inbound)
+            outcome.bytes_out = relayed.bytes_out
+            delivered = relayed.complete and 200 <= relayed.response.status < 300
+        finally:
+            body.close()
+            if body_check is not None:
+                # A webhook the function did not take may come again without being a replay.
+                body_check.settle(delivered=delivered)
+    return relayed.response
+
+
+async def _forward(
+    request: web.Request,
+    generation: Generation,
+    found: routing.Match,
+    body: Body,
+    *,
+    inbound: InboundCheck | None,
+) -> Relayed:
+    """Sign, send and relay; when AWS rejects the credentials themselves, refresh them and
+    send once more, re-signed (the body is re-sent from memory or the spool)."""
+    route = found.route
+    outcome = request[OUTCOME]
+    headers = request_headers(request.headers.items(), mode=route.mode, rules=route.headers)
+    if inbound is not None:
+        inbound.strip_credentials(headers)  # the tunnel's token is not the function's business
+    headers["X-Request-Id"] = outcome.request_id
+    if route.mode != "none":
+        # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
+        headers["x-amz-content-sha256"] = body.sha256
+    provider = generation.providers[route.credentials] if route.mode == "iam" else None
+    url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
+    total = route.timeouts.total
+    deadline = None if total is None else asyncio.get_running_loop().time() + total
+    retried = False
+    while True:
+        used = _sign(request.method, found, headers, body, provider) if provider else None
+        sent = time.monotonic()
+        async with exchange(
+            request.app[SESSION],
+            route=route,
+            method=request.method,
+            url=url,
+            headers=headers,
+            body=body,
+            deadline=deadline,
+        ) as upstream:
+            outcome.upstream_seconds = time.monotonic() - sent
+            outcome.upstream_status = upstream.status
+            outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
+            error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
+            if used is None or retried or not _rejects_credentials(upstream.status, error_type):
+                relayed = await relay(request, upstream, route=route, deadline=deadline)
+                if upstream.status == 403:
+                    explanation = explain_403(
+                        route=route, error_type=error_type, body=relayed.error_body or b""
+                    )
+                    log.warning(
+                        "route %s: upstream answered 403 %s: %s",
+                        route.name,
+                        error_type or "(from CloudFront)",
+                        explanation,
+                    )
+                return relayed
+        assert provider is not None  # noqa: S101 - used is only set with a provider
+        log.warning(
+            "route %s: AWS answered %s for credentials %r (%s); refreshing them and retrying once",
+            route.name,
+            error_type,
+            provider.name,
+            mask(used.access_key),
+        )
+        await provider.replace(used)
+        retried = True
+
+
+def _rejects_credentials(status: int, error_type: str | None) -> bool:
+    """Lambda refused the key or token itself, which fresh credentials can cure."""
+    kind = (error_type or "").partition(":")[0]
+    return status == 403 and kind in ("ExpiredTokenException", "UnrecognizedClientException")
+
+
+async def _read_body(
+    request: web.Request,
+    generation: Generation,
+    found: routing.Match,
+    *,
+    observe: Callable[[bytes], None] | None,
+) -> Body:
+    """The whole body, hashed; refused early when its declared length is already too much."""
+    route = found.route
+    if not request.body_exists:
+        return EMPTY_BODY
+    if request.method in _BODILESS:
+        raise BadRequestError(
+            f"a {request.method} request with a body is refused by CloudFront; "
+            "send the body with POST or PUT",
+            route=route.name,
+        )
+    declared = request.content_length
+    if declared is not None and declared > route.max_body:
+        raise too_large(route.max_body, route.name)
+    if (
+        request.version == aiohttp.HttpVersion11
+        and request.headers.get("Expect", "").lower() == "100-continue"
+    ):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # an interim reply: the real one has not started
+    return await read_body(
+        request.content.iter_any(),
+        limit=route.max_body,
+        route=route.name,
+        idle_timeout=generation.config.client_timeouts.body,
+        observe=observe,
+    )
+
+
+def _sign(
+    method: str,
+    found: routing.Match,
+    headers: CIMultiDict[str],
+    body: Body,
+    provider: CredentialProvider,
+) -> Credentials:
+    """Set X-Amz-Date, the session token and Authorization, signed for the route's host with
+    one credentials snapshot, taken now; returns that snapshot."""
+    route = found.route
+    signing = route.signing
+    assert signing is not None  # noqa: S101 - config guarantees a signing target for iam
+    now = time.time()
+    credentials = provider.snapshot(now, route=route.name)
+    amz_date = sigv4.format_amz_date(now)
+    signed = [
+        ("host", signing.host),
+        ("x-amz-content-sha256", body.sha256),
+        ("x-amz-date", amz_date),
+    ]
+    if credentials.token:
+        signed.append(("x-amz-security-token", credentials.token))
+    signature = sigv4.sign(
+        method=method,
+        path=found.path,
+        query=found.query,
+        headers=signed,
+        payload_hash=body.sha256,
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        region=signing.region,
+        service=signing.service,
+        amz_date=amz_date,
+    )
+    headers["x-amz-date"] = amz_date
+    if credentials.token:
+        headers["x-amz-security-token"] = credentials.token
+    else:
+        headers.popall("x-amz-security-token", None)
+    headers["Authorization"] = signature.authorization
+    return credentials
