@@ -31,9 +31,11 @@ from proxy.settings import (
     Route,
     SigningTarget,
     Timeouts,
+    TlsFiles,
     Upstream,
 )
 from proxy.strict_yaml import Section, join, read_yaml
+from proxy.tls import client_context, server_context
 from proxy.values import (
     DURATION_EXAMPLE,
     REGION,
@@ -64,7 +66,7 @@ _SIGN_HOST_EXAMPLE = "abc123.execute-api.eu-central-1.amazonaws.com"
 
 _TOP_KEYS = (
     *("listen", "routes", "credentials", "client_timeouts", "allow_unauthenticated"),
-    *("admin", "shutdown_grace"),
+    *("admin", "shutdown_grace", "tls", "upstream_tls"),
 )
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
@@ -119,6 +121,8 @@ def parse_config(data: object) -> Config:
         allow_unauthenticated=top.get("allow_unauthenticated", expect_bool, False),
         admin=top.get("admin", _parse_admin, None),
         shutdown_grace=top.get("shutdown_grace", parse_duration, 30.0),
+        tls=top.get("tls", _parse_tls, None),
+        upstream_ca_file=top.get("upstream_tls", _parse_upstream_tls, None),
     )
     _check_exposure(config)
     return config
@@ -137,6 +141,32 @@ def _check_exposure(config: Config) -> None:
             "(expected inbound: on each of them, a loopback listen address, or "
             "allow_unauthenticated: true)",
         )
+
+
+def _parse_tls(value: object, *, path: str) -> TlsFiles:
+    fields = Section(
+        value, path=path, keys=("cert_file", "key_file"), expected="cert_file and key_file"
+    )
+    expected = "a PEM file path"
+    files = TlsFiles(
+        cert_file=fields.require("cert_file", _parse_file_path, expected),
+        key_file=fields.require("key_file", _parse_file_path, expected),
+    )
+    server_context(files, path=path)  # a certificate that will not load stops the start
+    return files
+
+
+def _parse_upstream_tls(value: object, *, path: str) -> str | None:
+    fields = Section(value, path=path, keys=("ca_file",), expected="ca_file")
+    ca_file = fields.get("ca_file", _parse_file_path, None)
+    client_context(ca_file, path=fields.at("ca_file"))
+    return ca_file
+
+
+def _parse_file_path(value: object, *, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, f"{show(value)} is not a file path (expected e.g. /etc/ssl/x.pem)")
+    return value
 
 
 def _parse_client_timeouts(value: object, *, path: str) -> ClientTimeouts:

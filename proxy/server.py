@@ -30,6 +30,7 @@ from proxy.metrics import Metrics, status_class
 from proxy.pipeline import OUTCOME, SESSION, STATE, Outcome, handle
 from proxy.settings import Address, Config
 from proxy.state import State
+from proxy.tls import client_context, server_context
 from proxy.upstream import client_session
 
 log = logging.getLogger("signing_proxy")
@@ -65,10 +66,11 @@ class Running:
     port: int
     admin_url: str | None
     reload: Callable[[], Awaitable[None]]
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return _url(self.host, self.port)
+        return _url(self.host, self.port, self.scheme)
 
     @property
     def state(self) -> State:
@@ -107,7 +109,8 @@ async def running(
         _warn_if_exposed(config, address)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
-        yield Running(runners[0].app, host, port, admin_url, reload)
+        scheme = "https" if config.tls else "http"
+        yield Running(runners[0].app, host, port, admin_url, reload, scheme)
     finally:
         state.draining = True
         state.metrics.ready.set(0)
@@ -139,8 +142,9 @@ async def _serve(
         keepalive_timeout=config.client_timeouts.headers if config else 15.0,
     )
     await runner.setup()
+    ssl_context = server_context(config.tls) if config and config.tls else None
     try:
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()
         raise
@@ -177,8 +181,8 @@ def _listening_socket(address: Address, *, key: str) -> socket.socket:
         raise ConfigError(key, f"cannot listen on {address}: {reason}") from exc
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def describe_routes(config: Config) -> list[str]:
@@ -203,7 +207,8 @@ def describe_routes(config: Config) -> list[str]:
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    async with client_session() as session:
+    ca_file = app[STATE].current.config.upstream_ca_file
+    async with client_session(client_context(ca_file)) as session:
         app[SESSION] = session
         yield
 

@@ -161,6 +161,14 @@ class CredentialSet:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The inbound listener's certificate chain and private key (PEM files)."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClientTimeouts:
     """Bounds on what a client may take, in seconds: to send its request headers (slow-loris
     clients; also how long an idle keep-alive connection stays open), and between two chunks
@@ -179,6 +187,8 @@ class Config:
     credentials: tuple[CredentialSet, ...] = (CredentialSet(DEFAULT_CREDENTIALS),)
     client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
     admin: Address | None = None  # the admin listener (health, readiness, metrics, reload)
+    tls: TlsFiles | None = None  # HTTPS on the inbound listener
+    upstream_ca_file: str | None = None  # authorities trusted for upstreams besides the system's
     # How long requests in flight may take to finish after SIGTERM before they are cut.
     shutdown_grace: float = 30.0
     # Listening beyond loopback with signing routes that do not authenticate their callers

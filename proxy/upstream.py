@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -30,9 +34,16 @@ _SKIP_AUTO_HEADERS = frozenset(
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-def client_session() -> aiohttp.ClientSession:
+def client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
     """One pooled session for every route: no cookies, no decompression, no redirects."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=10, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        ttl_dns_cache=10,
+        ssl=ssl_context,
+        # Works around TLS transports left open by aborts, fixed in Python 3.12.7 (aiohttp
+        # warns when asked for it there).
+        enable_cleanup_closed=sys.version_info < (3, 12, 7),
+    )
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -101,6 +112,7 @@ async def exchange(
                 headers=headers,
                 data=payload(body),
                 allow_redirects=False,
+                proxy=forward_proxy(route.upstream.scheme, route.upstream.host),
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=timeouts.connect, sock_connect=timeouts.connect
                 ),
@@ -228,6 +240,16 @@ async def _read_error_body(
             route=route.name,
         ) from exc
     return bytes(data)
+
+
+@functools.lru_cache(maxsize=64)
+def forward_proxy(scheme: str, host: str) -> str | None:
+    """The HTTPS_PROXY / HTTP_PROXY for an upstream, unless NO_PROXY exempts its host: the
+    usual environment variables of corporate networks (read once per upstream; on macOS and
+    Windows the system's proxy settings count too, as urllib reads them)."""
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(scheme)
 
 
 def _bound(seconds: float, name: str, deadline: float | None) -> tuple[float, str]:
