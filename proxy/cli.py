@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -17,8 +18,16 @@ from proxy import __version__
 from proxy.config import load_config, quick_config
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.logs import setup_logging
-from proxy.server import describe_routes, running
+from proxy.server import describe_routes, listening_socket, running
 from proxy.settings import Address, Config
+from proxy.supervisor import (
+    SUPERVISOR_PID,
+    WORKER_FD,
+    Supervisor,
+    metrics_directory,
+    serve_admin,
+    worker_count,
+)
 from proxy.values import parse_host_port
 
 log = logging.getLogger("signing_proxy")
@@ -27,7 +36,9 @@ log = logging.getLogger("signing_proxy")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit code is 0 on success, 1 on failure, 2 for bad input."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.argv = arguments  # workers of serve --workers run this same command line
     setup_logging(level=args.log_level or args.default_log_level, form=args.log_format)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
@@ -75,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         "--admin",
         metavar="HOST:PORT",
         help="serve /healthz, /readyz, /metrics and POST /reload here (overrides admin:)",
+    )
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        default="1",
+        help="processes sharing the listening socket: a number, or auto for one per core "
+        "(default 1)",
     )
     serve.set_defaults(command=_serve, default_log_level="info")
 
@@ -133,11 +151,18 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     load = _loader(args)
     config = load()
-    admin = (
-        Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
-        if args.admin
-        else None
-    )
+    worker_fd = os.environ.get(WORKER_FD)
+    if worker_fd is not None:
+        return _run(lambda stop: _work(config, load, int(worker_fd), stop))
+    admin = None
+    if args.admin:
+        admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
+    try:
+        workers = worker_count(args.workers)
+    except ValueError:
+        raise ConfigError("--workers", f"{args.workers!r} is not a number >= 1 or auto") from None
+    if workers > 1:
+        return _run(lambda stop: _supervise(config, load, admin, workers, args.argv, stop))
     return _run(lambda stop: _serve_until_stopped(config, load, admin, stop))
 
 
@@ -169,22 +194,89 @@ async def _serve_until_stopped(
     config: Config, load: Callable[[], Config], admin: Address | None, stop: asyncio.Event
 ) -> int:
     async with running(config, admin=admin, load=load) as proxy:
-        print(f"signing-proxy {__version__} listening on {proxy.url}")
-        for line in describe_routes(config):
-            print(line)
-        if proxy.admin_url:
-            print(f"admin on {proxy.admin_url}")
-        sys.stdout.flush()
-        hangups = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangups.set)
-        reloader = asyncio.create_task(_reload_on(hangups, proxy.reload), name="SIGHUP reloads")
-        try:
-            await stop.wait()
-        finally:
-            reloader.cancel()
-            await asyncio.gather(reloader, return_exceptions=True)
+        _announce(config, proxy.url, proxy.admin_url)
+        await _until_stopped(stop, proxy.reload)
         log.info("stopping: no new connections; finishing requests in flight")
     return 0
+
+
+async def _work(config: Config, load: Callable[[], Config], fd: int, stop: asyncio.Event) -> int:
+    """One worker of serve --workers: the supervisor's socket, no admin listener, and an end
+    when the supervisor is gone (it would otherwise outlive a supervisor killed outright)."""
+    inherited = socket.socket(fileno=fd)
+    # Named by the supervisor: it may already be gone by the time this process looks.
+    parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
+    async with running(config, load=load, inherited=inherited) as proxy:
+        orphaned = asyncio.create_task(_orphaned(parent, stop), name="supervisor watch")
+        try:
+            await _until_stopped(stop, proxy.reload)
+        finally:
+            orphaned.cancel()
+            await asyncio.gather(orphaned, return_exceptions=True)
+    return 0
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    # Polled: no event tells a process its parent died (short of Linux's PR_SET_PDEATHSIG).
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    log.error("the supervisor (pid %d) is gone; stopping", parent)
+    stop.set()
+
+
+async def _supervise(
+    config: Config,
+    load: Callable[[], Config],
+    admin: Address | None,
+    workers: int,
+    argv: list[str],
+    stop: asyncio.Event,
+) -> int:
+    admin_address = admin or config.admin
+    with metrics_directory():
+        listen = listening_socket(config.listen, key="listen")
+        listen.set_inheritable(True)
+        admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
+        supervisor = Supervisor(config=config, workers=workers, argv=argv, listen=listen, load=load)
+        await supervisor.start()
+        admin_runner = await serve_admin(supervisor, admin_sock) if admin_sock else None
+        host, port = listen.getsockname()[:2]
+        scheme = "https" if config.tls else "http"
+        admin_url = None
+        if admin_sock is not None:
+            admin_url = "http://{}:{}".format(*admin_sock.getsockname()[:2])
+        _announce(config, f"{scheme}://{host}:{port}", admin_url, workers=workers)
+        try:
+            await _until_stopped(stop, supervisor.reload)
+            log.info("stopping: draining %d workers", workers)
+        finally:
+            await supervisor.stop()
+            if admin_runner is not None:
+                await admin_runner.cleanup()
+            listen.close()
+    return 0
+
+
+def _announce(config: Config, url: str, admin_url: str | None, *, workers: int = 1) -> None:
+    suffix = f" ({workers} workers)" if workers > 1 else ""
+    print(f"signing-proxy {__version__} listening on {url}{suffix}")
+    for line in describe_routes(config):
+        print(line)
+    if admin_url:
+        print(f"admin on {admin_url}")
+    sys.stdout.flush()
+
+
+async def _until_stopped(stop: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:
+    """Wait for SIGTERM or Ctrl-C, reloading at each SIGHUP meanwhile."""
+    hangups = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangups.set)
+    reloader = asyncio.create_task(_reload_on(hangups, reload), name="SIGHUP reloads")
+    try:
+        await stop.wait()
+    finally:
+        reloader.cancel()
+        await asyncio.gather(reloader, return_exceptions=True)
 
 
 async def _reload_on(hangups: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:

@@ -40,6 +40,7 @@ class JsonFormatter(logging.Formatter):
             "time": _iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which worker, with serve --workers
             "message": record.getMessage(),
         }
         entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)

@@ -1,8 +1,8 @@
 """Prometheus metrics: what each request and each credential refresh adds, and the exposition.
 
 With several workers (``serve --workers N``) every process writes its values to files in
-``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode) and the process serving
-/metrics adds them up; with one process the values live in this process's registry.
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode) and the supervisor, which
+serves /metrics, adds them up; with one process the values live in this process's registry.
 """
 
 from __future__ import annotations
@@ -99,13 +99,27 @@ class Metrics:
         )
 
     def exposition(self) -> bytes:
-        """The text format; across all workers when they share a directory."""
-        directory = multiprocess_dir()
-        if directory is None:
-            return generate_latest(self.registry)
-        merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(merged)
+        """The text format, for this process's requests."""
+        return generate_latest(self.registry)
+
+
+def _merged() -> CollectorRegistry:
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=multiprocess_dir())  # type: ignore[no-untyped-call]
+    return merged
+
+
+def multiprocess_exposition() -> bytes:
+    """The text format with every worker's values added up (the supervisor serves it)."""
+    return generate_latest(_merged())
+
+
+def multiprocess_ready() -> bool:
+    """Whether every live worker says it is ready (the ready gauge's minimum is 1)."""
+    for metric in _merged().collect():
+        if metric.name == "signing_proxy_ready":
+            return any(sample.value >= 1 for sample in metric.samples)
+    return False  # no worker has reported yet
 
 
 def status_class(status: int) -> str:

@@ -85,17 +85,20 @@ async def running(
     admin: Address | None = None,
     load: Callable[[], Config] | None = None,
     credential_overrides: Mapping[str, Fetch] | None = None,
+    inherited: socket.socket | None = None,
 ) -> AsyncIterator[Running]:
     """Start the proxy (and the admin listener, when the config or ``admin`` names one); on
     exit, drain: stop accepting, let requests in flight finish within shutdown_grace, close.
 
-    ``load`` re-reads the config for a reload (SIGHUP, POST /reload).
+    ``load`` re-reads the config for a reload (SIGHUP, POST /reload). A worker of
+    ``serve --workers`` passes the ``inherited`` listening socket and has no admin listener
+    (its supervisor answers for all workers).
     """
     address = listen or config.listen
-    admin_address = admin or config.admin
+    admin_address = None if inherited else (admin or config.admin)
     # Bind before resolving credentials: a busy port is the first thing a user should hear of.
-    sock = _listening_socket(address, key="listen")
-    admin_sock = _listening_socket(admin_address, key="admin") if admin_address else None
+    sock = inherited or listening_socket(address, key="listen")
+    admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
     state = State(metrics=Metrics(), overrides=credential_overrides)
     runners: list[web.AppRunner] = []
     try:
@@ -172,7 +175,8 @@ def _warn_if_exposed(config: Config, address: Address) -> None:
         )
 
 
-def _listening_socket(address: Address, *, key: str) -> socket.socket:
+def listening_socket(address: Address, *, key: str) -> socket.socket:
+    """A bound, listening socket; a ConfigError naming ``key`` when the address is taken."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         return socket.create_server((address.host, address.port), family=family)

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from tests.test_cli import (
-    _EXPORT,
+from tests.processes import (
+    EXPORT,
     FUNCTION_URL,
     GUARD,
     child_env,
@@ -33,7 +33,7 @@ def _emulator() -> Iterator[tuple[str, dict[str, str]]]:
         emulator.wait_for(lambda line: "listening on" in line)
         keys: dict[str, str] = {}
         while len(keys) < 2:
-            matched = _EXPORT.match(emulator.wait_for(lambda line: _EXPORT.match(line) is not None))
+            matched = EXPORT.match(emulator.wait_for(lambda line: EXPORT.match(line) is not None))
             assert matched is not None
             keys[matched.group(1)] = matched.group(2)
         yield f"http://127.0.0.1:{port}", keys
