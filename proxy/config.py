@@ -28,6 +28,7 @@ from proxy.settings import (
     CredentialSet,
     HeaderRules,
     Mode,
+    Retries,
     Route,
     SigningTarget,
     Timeouts,
@@ -71,7 +72,7 @@ _TOP_KEYS = (
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
     *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
-    *("rate_limit", "max_concurrent"),
+    *("rate_limit", "max_concurrent", "retries"),
 )
 _MODES: tuple[Mode, ...] = ("iam", "oac", "none")
 
@@ -248,6 +249,7 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
         headers=fields.get("headers", _parse_headers, HeaderRules()),
         max_body=fields.get("max_body", parse_size, DEFAULT_MAX_BODY),
         timeouts=fields.get("timeouts", _parse_timeouts, Timeouts()),
+        retries=fields.get("retries", _parse_retries, Retries()),
         credentials=fields.get(
             "credentials", partial(_parse_set_name, names=credential_names), DEFAULT_CREDENTIALS
         ),
@@ -415,6 +417,34 @@ def _parse_timeouts(value: object, *, path: str) -> Timeouts:
         idle=bounds.get("idle", parse_duration, default.idle),
         total=bounds.get("total", _parse_total, default.total),
     )
+
+
+def _parse_retries(value: object, *, path: str) -> Retries:
+    keys = ("attempts", "backoff", "max_backoff", "budget", "statuses", "methods")
+    fields = Section(value, path=path, keys=keys, expected=", ".join(keys), null_ok=True)
+    default = Retries()
+    return Retries(
+        attempts=fields.get("attempts", parse_count, default.attempts),
+        backoff=fields.get("backoff", parse_duration, default.backoff),
+        max_backoff=fields.get("max_backoff", parse_duration, default.max_backoff),
+        budget=fields.get("budget", parse_duration, default.budget),
+        statuses=fields.get("statuses", _parse_statuses, default.statuses),
+        methods=fields.get("methods", _parse_methods, default.methods),
+    )
+
+
+def _parse_statuses(value: object, *, path: str) -> frozenset[int]:
+    expected = "expected a list of statuses from 500 to 599, or 429, e.g. [502, 503]"
+    if not isinstance(value, list):
+        raise ConfigError(path, f"{show(value)} is not a list ({expected})")
+    for index, item in enumerate(value):
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, int)
+            or not (item == 429 or 500 <= item <= 599)
+        ):
+            raise ConfigError(f"{path}[{index}]", f"{show(item)} is not retryable ({expected})")
+    return frozenset(value)
 
 
 def _parse_total(value: object, *, path: str) -> float | None:

@@ -117,6 +117,10 @@ class UpstreamUnreachableError(ProxyError):
     status = 502
     code = "upstream_unreachable"
 
+    def __init__(self, message: str, *, route: str | None = None, nothing_sent: bool = False):
+        super().__init__(message, route=route)
+        self.nothing_sent = nothing_sent  # the connection was never made: safe to try again
+
 
 class CredentialsUnavailableError(ProxyError):
     status = 503
@@ -131,3 +135,7 @@ class RouteBusyError(ProxyError):
 class UpstreamTimeoutError(ProxyError):
     status = 504
     code = "upstream_timeout"
+
+    def __init__(self, message: str, *, route: str | None = None, nothing_sent: bool = False):
+        super().__init__(message, route=route)
+        self.nothing_sent = nothing_sent  # timed out connecting: safe to try again

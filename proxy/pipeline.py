@@ -17,9 +17,11 @@ from proxy import routing, sigv4
 from proxy.body import Body, read_body, too_large
 from proxy.credentials import CredentialProvider, Credentials, mask
 from proxy.diagnosis import explain_403
-from proxy.errors import BadRequestError
+from proxy.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import request_headers
 from proxy.inbound import InboundCheck
+from proxy.retries import RetryPolicy
+from proxy.settings import Route
 from proxy.state import Generation, State
 from proxy.upstream import Relayed, exchange, relay
 
@@ -108,48 +110,121 @@ async def _forward(
         headers["x-amz-content-sha256"] = body.sha256
     provider = generation.providers[route.credentials] if route.mode == "iam" else None
     url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
+    loop = asyncio.get_running_loop()
     total = route.timeouts.total
-    deadline = None if total is None else asyncio.get_running_loop().time() + total
-    retried = False
+    deadline = None if total is None else loop.time() + total
+    policy = RetryPolicy(route.retries, request.method, now=loop.time(), wall_clock=time.time())
+    may_refresh = True
     while True:
+        # Signed afresh for every attempt: a new X-Amz-Date, the current credentials.
         used = _sign(request.method, found, headers, body, provider) if provider else None
+        attempt = _Attempt(request, route, url, headers, body, deadline)
+        step = await attempt.run(policy, refresh=used is not None and may_refresh)
+        if isinstance(step, Relayed):
+            return step
+        if isinstance(step, _Refresh):
+            assert provider is not None  # noqa: S101 - only signed attempts ask for it
+            assert used is not None  # noqa: S101
+            log.warning(
+                "route %s: AWS answered %s for credentials %r (%s); refreshing them and "
+                "retrying once",
+                route.name,
+                outcome.amzn_error_type,
+                provider.name,
+                mask(used.access_key),
+            )
+            await provider.replace(used)
+            may_refresh = False
+        else:
+            await asyncio.sleep(step)
+
+
+class _Refresh:
+    """AWS refused the credentials themselves: get fresh ones, then send again (once)."""
+
+
+_REFRESH = _Refresh()
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One send of the request, and what to do next: the relayed reply, a retry after some
+    seconds, or fresh credentials first."""
+
+    request: web.Request
+    route: Route
+    url: str
+    headers: CIMultiDict[str]
+    body: Body
+    deadline: float | None
+
+    async def run(self, policy: RetryPolicy, *, refresh: bool) -> Relayed | float | _Refresh:
+        route, outcome = self.route, self.request[OUTCOME]
+        loop = asyncio.get_running_loop()
         sent = time.monotonic()
-        async with exchange(
-            request.app[SESSION],
-            route=route,
-            method=request.method,
-            url=url,
-            headers=headers,
-            body=body,
-            deadline=deadline,
-        ) as upstream:
-            outcome.upstream_seconds = time.monotonic() - sent
-            outcome.upstream_status = upstream.status
-            outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
-            error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
-            if used is None or retried or not _rejects_credentials(upstream.status, error_type):
-                relayed = await relay(request, upstream, route=route, deadline=deadline)
-                if upstream.status == 403:
-                    explanation = explain_403(
-                        route=route, error_type=error_type, body=relayed.error_body or b""
-                    )
-                    log.warning(
-                        "route %s: upstream answered 403 %s: %s",
-                        route.name,
-                        error_type or "(from CloudFront)",
-                        explanation,
-                    )
-                return relayed
-        assert provider is not None  # noqa: S101 - used is only set with a provider
-        log.warning(
-            "route %s: AWS answered %s for credentials %r (%s); refreshing them and retrying once",
-            route.name,
-            error_type,
-            provider.name,
-            mask(used.access_key),
+        try:
+            async with exchange(
+                self.request.app[SESSION],
+                route=route,
+                method=self.request.method,
+                url=self.url,
+                headers=self.headers,
+                body=self.body,
+                deadline=self.deadline,
+            ) as upstream:
+                outcome.upstream_seconds = time.monotonic() - sent
+                outcome.upstream_status = upstream.status
+                outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
+                error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
+                if refresh and _rejects_credentials(upstream.status, error_type):
+                    return _REFRESH
+                wait = policy.after_status(
+                    upstream.status, upstream.headers.get("Retry-After"), now=loop.time()
+                )
+                if wait is None or _past(self.deadline, loop.time() + wait):
+                    return await _relay(self.request, upstream, route, self.deadline, error_type)
+                log.warning(
+                    "route %s: upstream answered %d; trying again in %.2fs (attempt %d of %d)",
+                    route.name,
+                    upstream.status,
+                    wait,
+                    policy.attempts,
+                    route.retries.attempts,
+                )
+                return wait
+        except (UpstreamUnreachableError, UpstreamTimeoutError) as exc:
+            # Only a connection never made is safe to try again whatever the method.
+            wait = policy.after_connect_failure(now=loop.time()) if exc.nothing_sent else None
+            if wait is None or _past(self.deadline, loop.time() + wait):
+                raise
+            log.warning("route %s: %s; trying again in %.2fs", route.name, exc.message, wait)
+            return wait
+
+
+async def _relay(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    route: Route,
+    deadline: float | None,
+    error_type: str | None,
+) -> Relayed:
+    relayed = await relay(request, upstream, route=route, deadline=deadline)
+    if upstream.status == 403:
+        explanation = explain_403(
+            route=route, error_type=error_type, body=relayed.error_body or b""
         )
-        await provider.replace(used)
-        retried = True
+        log.warning(
+            "route %s: upstream answered 403 %s: %s",
+            route.name,
+            error_type or "(from CloudFront)",
+            explanation,
+        )
+    return relayed
+
+
+def _past(deadline: float | None, moment: float) -> bool:
+    """Whether ``moment`` is beyond timeouts.total's deadline (no retry can start then)."""
+    return deadline is not None and moment >= deadline
 
 
 def _rejects_credentials(status: int, error_type: str | None) -> bool:

@@ -78,6 +78,24 @@ class Timeouts:
     total: float | None = None
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """When a request is sent again. A connection that could not be made (nothing was sent)
+    is retried for every method; a reply in ``statuses`` only for ``methods``. Waits grow
+    exponentially from ``backoff`` with full jitter, up to ``max_backoff`` (or a Retry-After),
+    and all retrying stops after ``attempts`` tries or ``budget`` seconds."""
+
+    attempts: int = 3
+    backoff: float = 0.1
+    max_backoff: float = 2.0
+    budget: float = 10.0
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    methods: frozenset[str] = IDEMPOTENT
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderRules:
     """Headers a route sets on, or removes from, every forwarded request."""
@@ -141,6 +159,7 @@ class Route:
     headers: HeaderRules = field(default_factory=HeaderRules)
     max_body: int = DEFAULT_MAX_BODY
     timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: Retries = field(default_factory=Retries)
     credentials: str = DEFAULT_CREDENTIALS
     inbound: Inbound | None = None
     rate_limit: RateLimit | None = None

@@ -122,6 +122,7 @@ async def exchange(
             f"could not connect to the upstream {route.upstream.origin} within "
             f"{timeouts.connect:g}s (timeouts.connect)",
             route=route.name,
+            nothing_sent=True,
         ) from exc
     except TimeoutError as exc:
         raise UpstreamTimeoutError(
@@ -139,6 +140,7 @@ async def exchange(
         raise UpstreamUnreachableError(
             f"could not connect to the upstream {route.upstream.origin}: {exc.os_error}",
             route=route.name,
+            nothing_sent=True,
         ) from exc
     except aiohttp.ClientError as exc:
         raise UpstreamUnreachableError(

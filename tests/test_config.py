@@ -129,6 +129,7 @@ def test_example_file_uses_every_key() -> None:
         "client_timeouts": set(data["client_timeouts"]),
         "inbound": {key for route in routes for key in route.get("inbound", {})},
         "rate_limit": {key for route in routes for key in route.get("rate_limit", {})},
+        "retries": {key for route in routes for key in route.get("retries", {})},
         "route": {key for route in routes for key in route},
         "sign": {key for route in routes for key in route.get("sign", {})},
         "headers": {key for route in routes for key in route.get("headers", {})},
@@ -148,10 +149,11 @@ def test_example_file_uses_every_key() -> None:
             *("allow_ips", "trusted_proxies"),
         },
         "rate_limit": {"rate", "burst"},
+        "retries": {"attempts", "backoff", "max_backoff", "budget", "statuses", "methods"},
         "route": {
             *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods"),
             *("host", "strip_prefix", "headers", "max_body", "timeouts", "credentials"),
-            *("inbound", "rate_limit", "max_concurrent"),
+            *("inbound", "rate_limit", "max_concurrent", "retries"),
         },
         "sign": {"host", "region", "service"},
         "headers": {"add", "remove"},
@@ -1110,7 +1112,7 @@ def test_unknown_route_key_message_in_full() -> None:
     assert str(error) == (
         "routes[0].upstrem: unknown key (expected one of: credentials, function_url, headers, "
         "host, inbound, max_body, max_concurrent, methods, mode, name, path_prefix, rate_limit, "
-        "sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
+        "retries, sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
     )
 
 
