@@ -69,6 +69,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.cut_replies = Counter(
+            "signing_proxy_cut_replies",
+            "Replies that stopped before their end: the upstream reset, a timeout fired "
+            "mid-reply (the client's connection is then aborted), or the client went away.",
+            ["route", "cause"],
+            registry=registry,
+        )
         self.signing_failures = Counter(
             "signing_proxy_signing_failures",
             "Requests that could not be signed (no usable credentials) or whose signature AWS "

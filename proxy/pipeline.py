@@ -45,6 +45,7 @@ class Outcome:
     bytes_out: int = 0
     amzn_request_id: str | None = None
     amzn_error_type: str | None = None
+    cut: str | None = None  # why the reply stopped short, when it did
 
 
 STATE = web.AppKey("state", State)
@@ -79,7 +80,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             if body_check is not None:
                 body_check.verify()  # before anything is signed or sent
             relayed = await _forward(request, generation, found, body, inbound=guard.inbound)
-            outcome.bytes_out = relayed.bytes_out
+            outcome.bytes_out, outcome.cut = relayed.bytes_out, relayed.cut
             delivered = relayed.complete and 200 <= relayed.response.status < 300
         finally:
             body.close()

@@ -245,6 +245,8 @@ async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse
         response = _error_response(error)
     except asyncio.CancelledError:
         status = 499  # the client went away first (nginx's name for it)
+        if outcome.upstream_status is not None and outcome.cut is None:
+            outcome.cut = "client_gone"
         raise
     else:
         status = response.status
@@ -272,6 +274,8 @@ def _account(
         metrics.bytes_out.labels(route).inc(outcome.bytes_out)
     if outcome.upstream_seconds is not None:
         metrics.upstream_latency.labels(route).observe(outcome.upstream_seconds)
+    if outcome.cut is not None:
+        metrics.cut_replies.labels(route, outcome.cut).inc()
     if isinstance(error, CredentialsUnavailableError):
         metrics.signing_failures.labels(route, "no_credentials").inc()
     elif outcome.upstream_status == 403 and outcome.amzn_error_type:
@@ -290,6 +294,7 @@ def _account(
         "bytes_out": outcome.bytes_out,
         "amzn_request_id": outcome.amzn_request_id,
         "amzn_error_type": outcome.amzn_error_type,
+        "cut": outcome.cut,
     }
     if error is not None:
         fields |= {"error": error.code, "error_message": error.message}
@@ -300,7 +305,10 @@ def _account(
     )
     if error is not None:
         text += f" {error.code}: {error.message}"
-    access_log.log(logging.WARNING if error else logging.INFO, "%s", text, extra=fields)
+    if outcome.cut is not None:
+        text += f" reply cut short: {outcome.cut}"
+    level = logging.WARNING if error or outcome.cut else logging.INFO
+    access_log.log(level, "%s", text, extra=fields)
 
 
 def _error_response(exc: ProxyError) -> web.Response:

@@ -163,6 +163,9 @@ class Relayed:
     error_body: bytes | None
     bytes_out: int = 0
     complete: bool = False
+    # Why the reply stopped short: "upstream_reset", "idle_timeout", "total_timeout" or
+    # "client_gone"; None when it reached its end.
+    cut: str | None = None
 
 
 async def relay(
@@ -205,9 +208,11 @@ async def relay(
             _seconds(route, which),
         )
         _abort(request)
+        relayed.cut = f"{which}_timeout"
         return relayed
     except ConnectionError:
         log.info("route %s: the client closed the connection mid-reply", route.name)
+        relayed.cut = "client_gone"
         return relayed
     except aiohttp.ClientError as exc:
         log.warning(
@@ -217,6 +222,7 @@ async def relay(
             _describe(exc),
         )
         _abort(request)
+        relayed.cut = "upstream_reset"
         return relayed
     await out.write_eof()
     relayed.complete = True
