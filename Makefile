@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test
+.PHONY: demo test soak
 
 demo: $(VENV)/.installed
 	$(BIN)/signing-proxy demo
@@ -14,6 +14,9 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+soak: $(VENV)/.installed
+	$(BIN)/pytest -m soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
