@@ -12,14 +12,16 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from proxy import __version__
-from proxy.config import load_config, quick_config
+from proxy.config import implied_target, load_config, quick_config
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.logs import setup_logging
 from proxy.server import describe_routes, listening_socket, running
-from proxy.settings import Address, Config
+from proxy.settings import Address, Config, SigningTarget
 from proxy.supervisor import (
     SUPERVISOR_PID,
     WORKER_FD,
@@ -95,6 +97,36 @@ def _parser() -> argparse.ArgumentParser:
         "(default 1)",
     )
     serve.set_defaults(command=_serve, default_log_level="info")
+
+    sign = commands.add_parser(
+        "sign",
+        help="print one request signed as the proxy signs it (curl command or JSON)",
+        description=(
+            "Sign one request for a route of the config (give a path), or for an explicit "
+            "host, region and service (give a URL), and print it as a curl command."
+        ),
+    )
+    sign.add_argument("target", metavar="PATH_OR_URL", help="/orders?id=7 with --route, else a URL")
+    sign.add_argument("--config", metavar="FILE", help="the config (or SIGNING_PROXY_CONFIG)")
+    sign.add_argument("--route", metavar="NAME", help="sign as this route does")
+    sign.add_argument("--host", help="the host to sign for (default: the URL's)")
+    sign.add_argument("--region", help="default: from a function-URL or execute-api host")
+    sign.add_argument("--service", help="default: from a function-URL or execute-api host")
+    sign.add_argument("-X", "--method", help="default GET, or POST with --data")
+    sign.add_argument("-d", "--data", metavar="DATA", help="the body, or @FILE")
+    sign.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
+    )
+    sign.add_argument(
+        "--date", metavar="YYYYMMDDTHHMMSSZ", help="sign at this time (repeatable output)"
+    )
+    sign.add_argument("--json", action="store_true", help="print the parts as JSON")
+    sign.add_argument(
+        "--show-canonical",
+        action="store_true",
+        help="also print the canonical request and string to sign",
+    )
+    sign.set_defaults(command=_sign, default_log_level="warning")
 
     health = commands.add_parser(
         "health",
@@ -288,6 +320,51 @@ async def _reload_on(hangups: asyncio.Event, reload: Callable[[], Awaitable[None
             await reload()
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from proxy.sign_command import SignRequest, run
+
+    config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
+    config = load_config(config_path) if config_path and args.route else None
+    body, data = b"", args.data
+    if data is not None:
+        if data.startswith("@"):
+            try:
+                body = Path(data[1:]).read_bytes()
+            except OSError as exc:
+                raise ConfigError("--data", f"cannot read {data[1:]}: {exc.strerror}") from exc
+        else:
+            body = data.encode()
+    headers = []
+    for header in args.header:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            raise ConfigError("--header", f"{header!r} is not NAME: VALUE")
+        headers.append((name.strip(), value.strip()))
+    request = SignRequest(
+        method=(args.method or ("POST" if data is not None else "GET")).upper(),
+        target=args.target,
+        body=body,
+        data=data,
+        headers=tuple(headers),
+        amz_date=args.date,
+        route=args.route,
+        signing=None if args.route else _explicit_target(args),
+    )
+    print(run(request, config, as_json_output=args.json, canonical=args.show_canonical))
+    return 0
+
+
+def _explicit_target(args: argparse.Namespace) -> SigningTarget | None:
+    """--host/--region/--service, filled from the host name where it implies them."""
+    host = (args.host or urlsplit(args.target).hostname or "").lower()
+    implied = implied_target(host)
+    region = args.region or (implied.region if implied else None)
+    service = args.service or (implied.service if implied else None)
+    if not host or not region or not service:
+        return None
+    return SigningTarget(host, region, service)
 
 
 def _health(args: argparse.Namespace) -> int:

@@ -327,7 +327,7 @@ def _parse_sign(value: object, *, path: str, base: SigningTarget | None) -> Sign
     defaults = base
     if "host" in sign:
         host = sign.get("host", partial(parse_bare_host, example=_SIGN_HOST_EXAMPLE), "")
-        defaults = _implied_target(host) or base
+        defaults = implied_target(host) or base
     elif base is not None:
         host = base.host
     else:
@@ -345,7 +345,7 @@ def _parse_sign(value: object, *, path: str, base: SigningTarget | None) -> Sign
     return SigningTarget(host, region, service)
 
 
-def _implied_target(host: str) -> SigningTarget | None:
+def implied_target(host: str) -> SigningTarget | None:
     """The target a function-URL or execute-api host name implies, region and service included."""
     if (match := _FUNCTION_HOST.fullmatch(host)) and re.fullmatch(REGION, match[1]):
         return SigningTarget(host, match[1], "lambda")

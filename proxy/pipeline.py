@@ -283,30 +283,20 @@ def _sign(
     assert signing is not None  # noqa: S101 - config guarantees a signing target for iam
     now = time.time()
     credentials = provider.snapshot(now, route=route.name)
-    amz_date = sigv4.format_amz_date(now)
-    signed = [
-        ("host", signing.host),
-        ("x-amz-content-sha256", body.sha256),
-        ("x-amz-date", amz_date),
-    ]
-    if credentials.token:
-        signed.append(("x-amz-security-token", credentials.token))
-    signature = sigv4.sign(
+    _, sent = sigv4.sign_minimal(
         method=method,
         path=found.path,
         query=found.query,
-        headers=signed,
         payload_hash=body.sha256,
-        access_key=credentials.access_key,
-        secret_key=credentials.secret_key,
+        host=signing.host,
         region=signing.region,
         service=signing.service,
-        amz_date=amz_date,
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        token=credentials.token,
+        amz_date=sigv4.format_amz_date(now),
     )
-    headers["x-amz-date"] = amz_date
-    if credentials.token:
-        headers["x-amz-security-token"] = credentials.token
-    else:
-        headers.popall("x-amz-security-token", None)
-    headers["Authorization"] = signature.authorization
+    if not credentials.token:
+        headers.popall("x-amz-security-token", None)  # left by an earlier attempt's credentials
+    headers.update(sent)
     return credentials

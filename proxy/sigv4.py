@@ -82,6 +82,42 @@ def sign(
     return Signature(authorization, signed_headers, canonical_request, string_to_sign)
 
 
+def sign_minimal(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    payload_hash: str,
+    host: str,
+    region: str,
+    service: str,
+    access_key: str,
+    secret_key: str,
+    token: str | None,
+    amz_date: str,
+) -> tuple[Signature, dict[str, str]]:
+    """Sign only what survives CloudFront: ``host`` (the signing host, not the wire's),
+    ``x-amz-content-sha256``, ``x-amz-date`` and the session token. Returns the signature and
+    the headers to send with the request (besides Host)."""
+    sent = {"x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+    if token:
+        sent["x-amz-security-token"] = token
+    signature = sign(
+        method=method,
+        path=path,
+        query=query,
+        headers=[("host", host), *sent.items()],
+        payload_hash=payload_hash,
+        access_key=access_key,
+        secret_key=secret_key,
+        region=region,
+        service=service,
+        amz_date=amz_date,
+    )
+    sent["Authorization"] = signature.authorization
+    return signature, sent
+
+
 @lru_cache(maxsize=256)
 def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     """The derived key; it changes once a day per (secret, region, service), so it is cached."""
