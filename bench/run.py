@@ -1,0 +1,383 @@
+"""The benchmark: this proxy against the upstream directly and against an nginx hop, one table.
+
+    .venv/bin/python bench/run.py [--quick] [--seconds S] [--json OUT] [--plot OUT.png]
+
+Starts, on 127.0.0.1 only, an origin (nginx when installed, else bench/upstream.py; streamed
+replies always come from bench/upstream.py), the nginx proxy hop when nginx is installed, and
+this proxy in modes none and iam with 1 and 2 workers, one after the other. Each workload runs
+against each system for a bounded time with wrk when installed, else bench/load.py (streamed
+replies always with load.py, which measures time to first byte). Prints one table; see
+bench/README.md for what each column means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+if __package__ in (None, ""):
+    # `python bench/run.py` puts bench/ on sys.path; `bench.*` needs the repository root.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import nginx, report, wrk
+from bench.processes import (
+    Child,
+    free_port,
+    machine_cpu,
+    peak_rss,
+    process_tree,
+    reset_peak_rss,
+    tree_cpu,
+)
+from bench.systems import BENCH, System, start_proxy, start_upstream
+
+MIB = 1024 * 1024
+OTHER_CPU_WARNING = 10.0  # percent of the machine used by programs outside the benchmark
+Row = report.Row
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What each request is, and at which concurrency levels it runs."""
+
+    name: str
+    method: str
+    path: str
+    body_size: int
+    content_type: str | None
+    concurrency: tuple[int, ...]
+    quick_concurrency: tuple[int, ...]
+    builtin_loader_only: bool = False  # time to first byte needs load.py
+
+
+WORKLOADS = (
+    Workload("get", "GET", "/", 0, None, (1, 64), (1, 64)),
+    Workload("post-1k", "POST", "/post", 1024, "application/json", (1, 64), (64,)),
+    Workload("upload-5m", "POST", "/upload", 5 * MIB, "application/octet-stream", (8, 32), (8,)),
+    Workload("stream", "GET", "/stream?chunks=5&delay=10", 0, None, (1, 64), (1,), True),
+)
+PROXIES = tuple(System("proxy", mode, workers) for workers in (1, 2) for mode in ("none", "iam"))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The run's choices and the addresses of what is running."""
+
+    directory: Path
+    seconds: float
+    warmup: float
+    quick: bool
+    wrk: str | None
+    origin_port: int
+    stream_port: int
+    hop_port: int | None
+    log_level: str
+    repeat: int
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally blocks stop every child
+    nginx_binary = nginx.binary() if args.upstream != "builtin" else None
+    if args.upstream == "nginx" and nginx_binary is None:
+        sys.exit("run.py: --upstream nginx, but nginx is not on PATH")
+    wrk_binary = wrk.binary() if args.loader != "builtin" else None
+    if args.loader == "wrk" and wrk_binary is None:
+        sys.exit("run.py: --loader wrk, but wrk is not on PATH")
+    seconds = args.seconds if args.seconds is not None else (2.0 if args.quick else 5.0)
+    warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "bench/run.py", *sys.argv[1:]]),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "origin": "nginx" if nginx_binary else "builtin",
+        "loader": "wrk" if wrk_binary else "builtin",
+        "seconds": seconds,
+        "warmup": warmup,
+        "repeat": args.repeat,
+        "quick": args.quick,
+        "proxy_log_level": args.proxy_log_level,
+    }
+    print(
+        "origin: {origin}, load: {loader} (streams: builtin), {seconds:g} s per run after "
+        "{warmup:g} s warm-up, {cores} cores, Python {python}, proxy log level "
+        "{proxy_log_level}".format(**meta),
+        file=sys.stderr,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="signing-proxy-bench-") as temp,
+        contextlib.ExitStack() as stack,
+    ):
+        directory = Path(temp)
+        origin_port, stream_port, hop_port = _start_servers(stack, directory, nginx_binary)
+        setup = Setup(
+            directory=directory,
+            seconds=seconds,
+            warmup=warmup,
+            quick=args.quick,
+            wrk=wrk_binary,
+            origin_port=origin_port,
+            stream_port=stream_port,
+            hop_port=hop_port,
+            log_level=args.proxy_log_level,
+            repeat=args.repeat,
+        )
+        systems = [System("direct"), *([System("nginx")] if hop_port else []), *PROXIES]
+        chosen = [s for s in systems if not args.systems or s.label in args.systems.split(",")]
+        workloads = [
+            w for w in WORKLOADS if not args.workloads or w.name in args.workloads.split(",")
+        ]
+        rows = [row for system in chosen for row in _measure_system(setup, system, workloads)]
+    report.add_ratios(rows)
+    print(report.table(rows))
+    if args.json:
+        report.write_json(args.json, meta, rows)
+        print(f"JSON written to {args.json}", file=sys.stderr)
+    if args.plot:
+        print(report.plot(args.plot, rows), file=sys.stderr)
+    return 1 if any(row.get("error") for row in rows) else 0
+
+
+def _start_servers(
+    stack: contextlib.ExitStack, directory: Path, nginx_binary: str | None
+) -> tuple[int, int, int | None]:
+    """The built-in upstream, and with nginx the nginx origin and hop; stopped by ``stack``.
+
+    Returns the ports of the origin, of the stream origin (always the built-in upstream) and
+    of the nginx hop (None without nginx)."""
+    upstream, stream_port = start_upstream(directory)
+    stack.callback(upstream.stop)
+    if nginx_binary is None:
+        return stream_port, stream_port, None
+    origin_port, hop_port = free_port(), free_port()
+    config = nginx.origin_config(directory / "nginx-origin", port=origin_port)
+    origin = nginx.start(
+        nginx_binary, "nginx-origin", config, directory=directory, port=origin_port
+    )
+    stack.callback(origin.stop)
+    config = nginx.hop_config(
+        directory / "nginx-hop", port=hop_port, origin_port=origin_port, stream_port=stream_port
+    )
+    hop = nginx.start(nginx_binary, "nginx-hop", config, directory=directory, port=hop_port)
+    stack.callback(hop.stop)
+    return origin_port, stream_port, hop_port
+
+
+def _measure_system(setup: Setup, system: System, workloads: list[Workload]) -> Iterator[Row]:
+    """Start the system (for the proxy), run every workload through it, stop it."""
+    with _started(setup, system) as (port, child):
+        for workload in workloads:
+            levels = workload.quick_concurrency if setup.quick else workload.concurrency
+            for concurrency in levels:
+                runs = [
+                    _measure(setup, system, workload, concurrency, port=port, child=child)
+                    for _ in range(setup.repeat)
+                ]
+                yield report.median_run(runs)
+
+
+@contextlib.contextmanager
+def _started(setup: Setup, system: System) -> Iterator[tuple[int, Child | None]]:
+    if system.name == "direct":
+        yield setup.origin_port, None
+    elif system.name == "nginx":
+        assert setup.hop_port is not None
+        yield setup.hop_port, None
+    else:
+        child, port = start_proxy(
+            setup.directory,
+            system,
+            origin_port=setup.origin_port,
+            stream_port=setup.stream_port,
+            log_level=setup.log_level,
+        )
+        try:
+            yield port, child
+        finally:
+            child.stop()
+
+
+def _measure(
+    setup: Setup,
+    system: System,
+    workload: Workload,
+    concurrency: int,
+    *,
+    port: int,
+    child: Child | None,
+) -> Row:
+    """One run: the loader against ``port``, and the proxy's peak RSS during it."""
+    if system.name == "direct" and workload.name == "stream":
+        port = setup.stream_port  # streams always come from the built-in upstream
+    url = f"http://127.0.0.1:{port}{workload.path}"
+    pids = process_tree(child.pid) if child else []
+    reset_peak_rss(pids)
+    row: Row = {
+        "system": system.name,
+        "mode": system.mode,
+        "workers": system.workers,
+        "workload": workload.name,
+        "concurrency": concurrency,
+    }
+    busy_before, total_before = machine_cpu()
+    ours_before = tree_cpu(os.getpid())
+    try:
+        found = _load(setup, workload, url, concurrency)
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        row["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        print(f"{_describe(row)}: FAILED {row['error']}", file=sys.stderr)
+        return row
+    if child is not None:
+        peaks = peak_rss(pids)
+        row["peak_rss_mib"] = round(sum(peaks) / MIB, 1)
+        # The process itself first, then (with --workers) each worker.
+        row["peak_rss_mib_each"] = [round(peak / MIB, 1) for peak in peaks]
+        if not child.running():
+            row["error"] = f"the proxy exited: {child.log_tail(3)}"
+        elif set(process_tree(child.pid)) != set(pids):
+            row["error"] = "a worker was restarted during the run (see its log)"
+    busy_after, total_after = machine_cpu()
+    # CPU the benchmark's own processes did not use: another program competing for the cores.
+    others = (busy_after - busy_before) - (tree_cpu(os.getpid()) - ours_before)
+    row["other_cpu_pct"] = round(max(0.0, 100 * others / max(1, total_after - total_before)), 1)
+    latency, ttfb = found["latency_ms"], found.get("ttfb_ms") or {}
+    errors = found["errors"]
+    row |= {
+        "loader": found["loader"],
+        "requests": found["requests"],
+        "seconds": found["seconds"],
+        "req_per_s": found["req_per_s"],
+        "mib_per_s": (
+            round(found["requests"] * workload.body_size / MIB / found["seconds"], 1)
+            if workload.body_size >= MIB
+            else None
+        ),
+        "p50_ms": latency["p50"],
+        "p90_ms": latency["p90"],
+        "p99_ms": latency["p99"],
+        "ttfb_p50_ms": ttfb.get("p50") if workload.name == "stream" else None,
+        "ttfb_p99_ms": ttfb.get("p99") if workload.name == "stream" else None,
+        "errors": errors["status"] + errors["socket"] + errors["timeout"],
+        "error_detail": errors,
+    }
+    busy = row["other_cpu_pct"] > OTHER_CPU_WARNING
+    print(
+        f"{_describe(row)}: {row['req_per_s']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, "
+        f"{row['errors']} errors"
+        + (f"; other programs used {row['other_cpu_pct']:.0f}% of the CPU" if busy else ""),
+        file=sys.stderr,
+    )
+    return row
+
+
+def _describe(row: Row) -> str:
+    system = row["system"] if row["system"] != "proxy" else f"proxy {row['mode']} w{row['workers']}"
+    return f"{system:16} {row['workload']:10} c{row['concurrency']:<3}"
+
+
+def _load(setup: Setup, workload: Workload, url: str, concurrency: int) -> dict[str, Any]:
+    """Run the load generator once; its summary (load.py's JSON shape)."""
+    body_file = _body_file(setup.directory, workload)
+    timeout = 30.0 if workload.body_size >= MIB else 10.0
+    if setup.wrk and not workload.builtin_loader_only:
+        lua = wrk.script(
+            setup.directory / f"{workload.name}.lua",
+            method=workload.method,
+            body_file=body_file,
+            content_type=workload.content_type,
+        )
+        return wrk.run(
+            setup.wrk,
+            url=url,
+            lua=lua,
+            connections=concurrency,
+            seconds=setup.seconds,
+            warmup=setup.warmup,
+            timeout=timeout,
+        )
+    command = [sys.executable, str(BENCH / "load.py"), "--url", url, "--method", workload.method]
+    command += ["--connections", str(concurrency), "--seconds", str(setup.seconds)]
+    command += ["--warmup", str(setup.warmup), "--timeout", str(timeout)]
+    if body_file is not None:
+        command += ["--body-file", str(body_file)]
+    if workload.content_type:
+        command += ["--content-type", workload.content_type]
+    done = subprocess.run(  # noqa: S603 - our interpreter and bench/load.py
+        command,
+        capture_output=True,
+        text=True,
+        timeout=setup.warmup + setup.seconds + timeout + 15,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load.py exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def _body_file(directory: Path, workload: Workload) -> Path | None:
+    """The workload's request body, written once: a JSON document, or random bytes."""
+    if not workload.body_size:
+        return None
+    path = directory / f"{workload.name}.body"
+    if not path.exists():
+        if workload.content_type == "application/json":
+            document: dict[str, Any] = {"items": [{"id": n, "ok": True} for n in range(20)]}
+            document["pad"] = ""
+            short = workload.body_size - len(json.dumps(document, separators=(",", ":")))
+            document["pad"] = "x" * short
+            path.write_text(json.dumps(document, separators=(",", ":")))
+        else:
+            path.write_bytes(os.urandom(workload.body_size))
+    return path
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs, fewer cases (<2 min)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per run (default 5)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds first (default 1)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per case; the median (by throughput) counts"
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the rows as JSON")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="latency plot (matplotlib)")
+    parser.add_argument("--upstream", choices=["auto", "builtin", "nginx"], default="auto")
+    parser.add_argument("--loader", choices=["auto", "builtin", "wrk"], default="auto")
+    parser.add_argument(
+        "--systems", metavar="LIST", help="only these, e.g. direct,nginx,none-1,iam-1,none-2,iam-2"
+    )
+    parser.add_argument(
+        "--workloads", metavar="LIST", help="only these: get,post-1k,upload-5m,stream"
+    )
+    parser.add_argument(
+        "--proxy-log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="the proxy's --log-level; info writes an access line per request (default warning)",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

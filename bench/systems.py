@@ -1,0 +1,115 @@
+"""The processes the benchmark measures through: the built-in upstream and this proxy.
+
+(nginx, as origin and as the C proxy hop, is in ``bench/nginx.py``.) The proxy runs as users
+run it, ``python -m proxy serve --config FILE --workers N``, with made-up AWS keys and a
+temporary HOME so no real credentials are ever read; the upstream does not check signatures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.processes import Child, free_port, port_open, wait_until
+
+BENCH = Path(__file__).resolve().parent
+FUNCTION_URL = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
+# Made up: an assumed role's shape (key, secret and session token), so the proxy signs the
+# four headers it signs in production (host, x-amz-content-sha256, x-amz-date, token).
+FAKE_KEYS = {
+    "AWS_ACCESS_KEY_ID": "ASIABENCHEXAMPLE0001",
+    "AWS_SECRET_ACCESS_KEY": "bench/secret/not+a+real+key",
+    "AWS_SESSION_TOKEN": "bench-session-token-" + "x" * 300,
+}
+
+
+@dataclass(frozen=True)
+class System:
+    """One thing to send load to: ``direct`` (the origin), ``nginx`` (a C hop) or ``proxy``."""
+
+    name: str
+    mode: str = "-"
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name != "proxy" else f"{self.mode}-{self.workers}"
+
+
+def start_upstream(directory: Path) -> tuple[Child, int]:
+    """The built-in upstream (``bench/upstream.py``) on a free port, once it listens."""
+    port = free_port()
+    command = [sys.executable, str(BENCH / "upstream.py"), "--port", str(port)]
+    child = Child("upstream", command, directory=directory)
+    try:
+        child.wait_for_output("ready", timeout=15)
+        wait_until(lambda: port_open(port), timeout=5, what="upstream port")
+    except BaseException:
+        child.stop()
+        raise
+    return child, port
+
+
+def proxy_config(*, port: int, mode: str, origin: str, stream: str) -> dict[str, object]:
+    """Two routes: /stream to the built-in upstream, everything else to the origin."""
+    routes = [
+        {"name": "stream", "path_prefix": "/stream", "upstream": stream},
+        {"name": "bench", "path_prefix": "/", "upstream": origin},
+    ]
+    return {
+        "listen": f"127.0.0.1:{port}",
+        "shutdown_grace": "1s",
+        "routes": [route | {"function_url": FUNCTION_URL, "mode": mode} for route in routes],
+    }
+
+
+def proxy_env(home: Path) -> dict[str, str]:
+    """This environment without any AWS_* settings, plus the made-up keys and HOME."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("SIGNING_PROXY_CONFIG", None)
+    home.mkdir(parents=True, exist_ok=True)
+    return env | FAKE_KEYS | {"HOME": str(home), "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def start_proxy(
+    directory: Path, system: System, *, origin_port: int, stream_port: int, log_level: str
+) -> tuple[Child, int]:
+    """Start the proxy; return once every worker is ready and a GET through it answers 200."""
+    port, admin = free_port(), free_port()
+    config = proxy_config(
+        port=port,
+        mode=system.mode,
+        origin=f"http://127.0.0.1:{origin_port}",
+        stream=f"http://127.0.0.1:{stream_port}",
+    )
+    config_path = directory / f"proxy-{system.label}.yaml"
+    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    command = [sys.executable, "-m", "proxy", "--log-level", log_level, "serve"]
+    command += ["--config", str(config_path), "--workers", str(system.workers)]
+    command += ["--admin", f"127.0.0.1:{admin}"]
+    env = proxy_env(directory / "home")
+    child = Child(f"proxy-{system.label}", command, directory=directory, env=env)
+    try:
+        child.wait_for_output("listening on", timeout=30)
+        wait_until(lambda: _answers(f"http://127.0.0.1:{admin}/readyz"), timeout=30, what="ready")
+        if not _answers(f"http://127.0.0.1:{port}/"):
+            raise RuntimeError(f"a GET through {child.name} failed:\n{child.log_tail()}")
+    except BaseException:
+        child.stop()
+        raise
+    return child, port
+
+
+def _answers(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - http://127.0.0.1
+            status: int = reply.status
+            return status == 200
+    except OSError:
+        return False
