@@ -57,7 +57,7 @@ class FaultyUpstream:
         response = web.StreamResponse(headers={"Content-Length": str(len(CHUNK) * 4)})
         await response.prepare(request)
         await response.write(CHUNK)
-        assert request.transport is not None  # noqa: S101
+        assert request.transport is not None
         request.transport.abort()
         return response
 
