@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 
 from proxy.settings import HeaderRules, Mode
 
@@ -33,14 +33,13 @@ _DROPPED_WHEN_SIGNING = frozenset({"authorization", "date"})
 
 
 def request_headers(
-    inbound: Iterable[tuple[str, str]], *, mode: Mode, rules: HeaderRules
+    inbound: MultiMapping[str], *, mode: Mode, rules: HeaderRules
 ) -> CIMultiDict[str]:
     """The client's headers as they go upstream, before any signing headers are added."""
-    items = list(inbound)
-    dropped = _ALWAYS_DROPPED | _connection_named(items) | rules.remove
+    dropped = _ALWAYS_DROPPED | _connection_named(inbound.getall("Connection", ())) | rules.remove
     signing = mode != "none"
     out: CIMultiDict[str] = CIMultiDict()
-    for name, value in items:
+    for name, value in inbound.items():
         lower = name.lower()
         if lower in dropped or lower.startswith("proxy-"):
             continue
@@ -52,24 +51,17 @@ def request_headers(
     return out
 
 
-def reply_headers(upstream: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+def reply_headers(upstream: MultiMapping[str]) -> CIMultiDict[str]:
     """The upstream's reply headers as the client gets them: hop-by-hop ones removed."""
-    items = list(upstream)
-    dropped = HOP_BY_HOP | _connection_named(items)
+    dropped = HOP_BY_HOP | _connection_named(upstream.getall("Connection", ()))
     out: CIMultiDict[str] = CIMultiDict()
-    for name, value in items:
+    for name, value in upstream.items():
         lower = name.lower()
         if lower not in dropped and not lower.startswith("proxy-"):
             out.add(name, value)
     return out
 
 
-def _connection_named(items: list[tuple[str, str]]) -> frozenset[str]:
+def _connection_named(values: Iterable[str]) -> frozenset[str]:
     """Headers listed in Connection are hop-by-hop for this message too."""
-    named = [
-        token.strip().lower()
-        for name, value in items
-        if name.lower() == "connection"
-        for token in value.split(",")
-    ]
-    return frozenset(token for token in named if token)
+    return frozenset(t for v in values for token in v.split(",") if (t := token.strip().lower()))

@@ -8,6 +8,7 @@ serves /metrics, adds them up; with one process the values live in this process'
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,6 +36,7 @@ class Metrics:
     apps in one process)."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.requests = Counter(
@@ -108,6 +110,41 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text format, for this process's requests."""
         return generate_latest(self.registry)
+
+    def record(
+        self,
+        *,
+        route: str,
+        method: str,
+        status: int,
+        bytes_in: int,
+        bytes_out: int,
+        upstream_seconds: float | None,
+        cut: str | None,
+        signing_failure: str | None,
+    ) -> None:
+        """Count one finished request."""
+        child = self._child
+        child(self.requests, route, method, status_class(status)).inc()
+        if bytes_in:
+            child(self.bytes_in, route).inc(bytes_in)
+        if bytes_out:
+            child(self.bytes_out, route).inc(bytes_out)
+        if upstream_seconds is not None:
+            child(self.upstream_latency, route).observe(upstream_seconds)
+        if cut is not None:
+            child(self.cut_replies, route, cut).inc()
+        if signing_failure is not None:
+            child(self.signing_failures, route, signing_failure).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() takes a lock and builds keys on every call; on the request path the same
+        # few label sets recur, so their children are kept here.
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 def _merged() -> CollectorRegistry:

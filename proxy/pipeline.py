@@ -102,7 +102,7 @@ async def _forward(
     send once more, re-signed (the body is re-sent from memory or the spool)."""
     route = found.route
     outcome = request[OUTCOME]
-    headers = request_headers(request.headers.items(), mode=route.mode, rules=route.headers)
+    headers = request_headers(request.headers, mode=route.mode, rules=route.headers)
     if inbound is not None:
         inbound.strip_credentials(headers)  # the tunnel's token is not the function's business
     headers["X-Request-Id"] = outcome.request_id

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from proxy.errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
-from proxy.metrics import Metrics, status_class
+from proxy.metrics import Metrics
 from proxy.pipeline import OUTCOME, SESSION, STATE, Outcome, handle
 from proxy.settings import Address, Config
 from proxy.state import State
@@ -223,7 +224,7 @@ async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse
     ``{"error", "message", "route"}``; then log one access line and count it."""
     started = time.monotonic()
     offered = request.headers.get("X-Request-Id", "")
-    outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex)
+    outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
     request[OUTCOME] = outcome
     error: ProxyError | None = None
     status = 500  # what aiohttp answers for an exception that escapes
@@ -256,6 +257,16 @@ async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
+# Request ids: a random prefix per process and a counter, unique across workers and restarts
+# and much cheaper than a uuid4 per request.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 def _account(
     request: web.Request,
     outcome: Outcome,
@@ -263,23 +274,36 @@ def _account(
     error: ProxyError | None,
     started: float,
 ) -> None:
-    seconds = time.monotonic() - started
-    metrics = request.app[METRICS]
     route = outcome.route or (error.route if error else None) or ""
-    method = request.method if request.method in _METHODS else "other"
-    metrics.requests.labels(route, method, status_class(status)).inc()
-    if outcome.bytes_in:
-        metrics.bytes_in.labels(route).inc(outcome.bytes_in)
-    if outcome.bytes_out:
-        metrics.bytes_out.labels(route).inc(outcome.bytes_out)
-    if outcome.upstream_seconds is not None:
-        metrics.upstream_latency.labels(route).observe(outcome.upstream_seconds)
-    if outcome.cut is not None:
-        metrics.cut_replies.labels(route, outcome.cut).inc()
+    failure = None
     if isinstance(error, CredentialsUnavailableError):
-        metrics.signing_failures.labels(route, "no_credentials").inc()
+        failure = "no_credentials"
     elif outcome.upstream_status == 403 and outcome.amzn_error_type:
-        metrics.signing_failures.labels(route, "rejected_by_aws").inc()
+        failure = "rejected_by_aws"
+    request.app[METRICS].record(
+        route=route,
+        method=request.method if request.method in _METHODS else "other",
+        status=status,
+        bytes_in=outcome.bytes_in,
+        bytes_out=outcome.bytes_out,
+        upstream_seconds=outcome.upstream_seconds,
+        cut=outcome.cut,
+        signing_failure=failure,
+    )
+    level = logging.WARNING if error or outcome.cut else logging.INFO
+    if access_log.isEnabledFor(level):  # the line costs more than the rest: only when wanted
+        _log_access(request, outcome, route, status, error, started, level)
+
+
+def _log_access(
+    request: web.Request,
+    outcome: Outcome,
+    route: str,
+    status: int,
+    error: ProxyError | None,
+    started: float,
+    level: int,
+) -> None:
     fields = {
         "request_id": outcome.request_id,
         "client": request.remote,
@@ -289,7 +313,7 @@ def _account(
         "path": outcome.path or request.raw_path.partition("?")[0][:200],
         "status": status,
         "upstream_status": outcome.upstream_status,
-        "duration_ms": round(seconds * 1000, 1),
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
         "bytes_in": outcome.bytes_in,
         "bytes_out": outcome.bytes_out,
         "amzn_request_id": outcome.amzn_request_id,
@@ -307,7 +331,6 @@ def _account(
         text += f" {error.code}: {error.message}"
     if outcome.cut is not None:
         text += f" reply cut short: {outcome.cut}"
-    level = logging.WARNING if error or outcome.cut else logging.INFO
     access_log.log(level, "%s", text, extra=fields)
 
 

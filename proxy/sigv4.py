@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from functools import lru_cache
 from urllib.parse import quote, unquote_to_bytes
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+# A query of unreserved characters, "=" and "&" is already in canonical form, but for order.
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~=&]*")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -63,16 +66,25 @@ def sign(
             payload_hash,
         )
     )
+    return _finish(
+        canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
+    )
+
+
+def _finish(
+    canonical_request: str,
+    signed_headers: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    service: str,
+    amz_date: str,
+) -> Signature:
+    """The string to sign, the signature and the Authorization value."""
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        (
-            ALGORITHM,
-            amz_date,
-            scope,
-            hashlib.sha256(canonical_request.encode()).hexdigest(),
-        )
-    )
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
     key = signing_key(secret_key, date, region, service)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     authorization = (
@@ -98,24 +110,34 @@ def sign_minimal(
 ) -> tuple[Signature, dict[str, str]]:
     """Sign only what survives CloudFront: ``host`` (the signing host, not the wire's),
     ``x-amz-content-sha256``, ``x-amz-date`` and the session token. Returns the signature and
-    the headers to send with the request (besides Host)."""
+    the headers to send with the request (besides Host).
+
+    The same result as ``sign`` with those four headers (a test holds them equal), built
+    directly: this runs for every request.
+    """
     sent = {"x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+    # Already in canonical order (sorted by name), one value each.
+    canonical_headers = (
+        f"host:{_trim(host)}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n"
+    )
+    signed_headers = "host;x-amz-content-sha256;x-amz-date"
     if token:
         sent["x-amz-security-token"] = token
-    signature = sign(
-        method=method,
-        path=path,
-        query=query,
-        headers=[("host", host), *sent.items()],
-        payload_hash=payload_hash,
-        access_key=access_key,
-        secret_key=secret_key,
-        region=region,
-        service=service,
-        amz_date=amz_date,
+        canonical_headers += f"x-amz-security-token:{_trim(token)}\n"
+        signed_headers += ";x-amz-security-token"
+    canonical_request = (
+        f"{method}\n{canonical_uri(path)}\n{canonical_query(query)}\n"
+        f"{canonical_headers}\n{signed_headers}\n{payload_hash}"
+    )
+    signature = _finish(
+        canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
     )
     sent["Authorization"] = signature.authorization
     return signature, sent
+
+
+def _trim(value: str) -> str:
+    return " ".join(value.split()) if " " in value or "\t" in value else value
 
 
 @lru_cache(maxsize=256)
@@ -161,12 +183,16 @@ def canonical_query(query: str) -> str:
     """
     if not query:
         return ""
+    plain = _PLAIN_QUERY.fullmatch(query) is not None  # nothing to decode or encode, but "="
     pairs = []
     for part in query.split("&"):
         if not part:
             continue
         name, _, value = part.partition("=")
-        pairs.append((_reencode(name), _reencode(value)))
+        if plain and "=" not in value:
+            pairs.append((name, value))
+        else:
+            pairs.append((_reencode(name), _reencode(value)))
     pairs.sort()
     return "&".join([f"{name}={value}" for name, value in pairs])
 

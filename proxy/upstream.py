@@ -21,7 +21,7 @@ from yarl import URL
 from proxy.body import Body
 from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import reply_headers
-from proxy.settings import Route
+from proxy.settings import Route, Timeouts
 
 log = logging.getLogger("signing_proxy.upstream")
 
@@ -103,20 +103,31 @@ async def exchange(
     # encoded=True: the target was normalised by routing and signed as it is; yarl must not
     # re-quote it.
     target = URL(url, encoded=True)
-    when, which = _bound(timeouts.first_byte, "first_byte", deadline)
+    loop = asyncio.get_running_loop()
+    # aiohttp's own read timeout bounds the wait for the reply and every later read; an
+    # asyncio timeout is added only where first_byte is the tighter bound, or for total.
+    head = timeouts.first_byte if timeouts.first_byte < _sock_read(timeouts) else None
+    when = _earliest(None if head is None else loop.time() + head, deadline)
     try:
-        async with asyncio.timeout_at(when):
-            response = await session.request(
-                method,
-                target,
-                headers=headers,
-                data=payload(body),
-                allow_redirects=False,
-                proxy=forward_proxy(route.upstream.scheme, route.upstream.host),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=timeouts.connect, sock_connect=timeouts.connect
-                ),
-            )
+        request = session.request(
+            method,
+            target,
+            headers=headers,
+            data=payload(body),
+            allow_redirects=False,
+            proxy=forward_proxy(route.upstream.scheme, route.upstream.host),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=timeouts.connect,
+                sock_connect=timeouts.connect,
+                sock_read=_sock_read(timeouts),
+            ),
+        )
+        if when is None:
+            response = await request
+        else:
+            async with asyncio.timeout_at(when):
+                response = await request
     except aiohttp.ConnectionTimeoutError as exc:
         raise UpstreamTimeoutError(
             f"could not connect to the upstream {route.upstream.origin} within "
@@ -125,6 +136,7 @@ async def exchange(
             nothing_sent=True,
         ) from exc
     except TimeoutError as exc:
+        which = "total" if deadline is not None and loop.time() >= deadline else "first_byte"
         raise UpstreamTimeoutError(
             f"the upstream {route.upstream.origin} sent no reply before timeouts.{which} "
             f"({_seconds(route, which)})",
@@ -181,26 +193,33 @@ async def relay(
     reply started aborts the client connection: a truncated reply must not look complete.
     """
     out = web.StreamResponse(status=response.status, reason=response.reason)
-    out.headers.extend(reply_headers(response.headers.items()))
+    out.headers.extend(reply_headers(response.headers))
     error_body = None
     if response.status == 403:
         error_body = await _read_error_body(response, route=route, deadline=deadline)
     relayed = Relayed(out, error_body)
     await out.prepare(request)
-    which = "idle"
+    loop = asyncio.get_running_loop()
+    # Only an idle bound tighter than aiohttp's read timeout, or timeouts.total, needs an
+    # asyncio timeout per read; by default aiohttp's read timeout is the idle bound.
+    idle = route.timeouts.idle if route.timeouts.idle < _sock_read(route.timeouts) else None
     try:
         if error_body:
             await out.write(error_body)
             relayed.bytes_out += len(error_body)
         while True:
-            when, which = _bound(route.timeouts.idle, "idle", deadline)
-            async with asyncio.timeout_at(when):
+            when = _earliest(None if idle is None else loop.time() + idle, deadline)
+            if when is None:
                 chunk = await response.content.readany()
+            else:
+                async with asyncio.timeout_at(when):
+                    chunk = await response.content.readany()
             if not chunk:
                 break
             await out.write(chunk)
             relayed.bytes_out += len(chunk)
     except TimeoutError:
+        which = "total" if deadline is not None and loop.time() >= deadline else "idle"
         log.warning(
             "route %s: timeouts.%s (%s) fired mid-reply; aborting the client connection",
             route.name,
@@ -234,8 +253,9 @@ async def _read_error_body(
 ) -> bytes:
     """Up to ERROR_BODY_LIMIT bytes of a 403 reply; the rest, if any, is streamed after it."""
     data = bytearray()
+    when = _earliest(asyncio.get_running_loop().time() + route.timeouts.idle, deadline)
     try:
-        async with asyncio.timeout_at(_bound(route.timeouts.idle, "idle", deadline)[0]):
+        async with asyncio.timeout_at(when):
             while len(data) < ERROR_BODY_LIMIT:
                 chunk = await response.content.read(ERROR_BODY_LIMIT - len(data))
                 if not chunk:
@@ -260,12 +280,15 @@ def forward_proxy(scheme: str, host: str) -> str | None:
     return urllib.request.getproxies().get(scheme)
 
 
-def _bound(seconds: float, name: str, deadline: float | None) -> tuple[float, str]:
-    """The loop time a wait of ``seconds`` must end by, and which timeout that is."""
-    when = asyncio.get_running_loop().time() + seconds
-    if deadline is not None and deadline < when:
-        return deadline, "total"
-    return when, name
+def _sock_read(timeouts: Timeouts) -> float:
+    """aiohttp's read timeout: the looser of first_byte and idle (equal by default)."""
+    return max(timeouts.first_byte, timeouts.idle)
+
+
+def _earliest(when: float | None, deadline: float | None) -> float | None:
+    if when is None:
+        return deadline
+    return when if deadline is None else min(when, deadline)
 
 
 def _seconds(route: Route, which: str) -> str:

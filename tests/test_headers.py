@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from multidict import CIMultiDict
 
 from proxy.headers import reply_headers, request_headers
 from proxy.settings import HeaderRules, Mode
@@ -37,13 +38,13 @@ END_TO_END = ["Content-Type", "Accept-Encoding", "User-Agent", "X-GitHub-Event",
 @pytest.mark.parametrize("mode", ["iam", "oac"])
 def test_signing_modes_keep_only_end_to_end_headers(mode: Mode) -> None:
     """iam and oac drop Authorization, X-Amz-*, Date, Host, hop-by-hop and Proxy-* headers."""
-    out = request_headers(CLIENT, mode=mode, rules=HeaderRules())
+    out = request_headers(CIMultiDict(CLIENT), mode=mode, rules=HeaderRules())
     assert [name for name, _ in out.items()] == END_TO_END
 
 
 def test_none_mode_keeps_client_authorization() -> None:
     """Plain forwarding keeps the client's own Authorization and X-Amz-* headers."""
-    out = request_headers(CLIENT, mode="none", rules=HeaderRules())
+    out = request_headers(CIMultiDict(CLIENT), mode="none", rules=HeaderRules())
     assert out["Authorization"] == "Bearer client-token"
     assert out["X-Amz-Date"] == "20000101T000000Z"
     assert "Host" not in out
@@ -55,7 +56,7 @@ def test_rules_add_and_remove() -> None:
     rules = HeaderRules(
         add=(("X-Tenant", "acme"), ("User-Agent", "proxy")), remove=frozenset({"cookie"})
     )
-    out = request_headers(CLIENT, mode="iam", rules=rules)
+    out = request_headers(CIMultiDict(CLIENT), mode="iam", rules=rules)
     assert out.getall("User-Agent") == ["proxy"]
     assert out["X-Tenant"] == "acme"
     assert "Cookie" not in out
@@ -74,7 +75,7 @@ def test_reply_headers_keep_every_set_cookie() -> None:
         ("Keep-Alive", "timeout=5"),
         ("x-amzn-RequestId", "abc"),
     ]
-    out = reply_headers(upstream)
+    out = reply_headers(CIMultiDict(upstream))
     assert out.getall("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
     assert [name for name, _ in out.items()] == [
         "Content-Type",
