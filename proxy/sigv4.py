@@ -33,7 +33,13 @@ class Signature:
 
 def format_amz_date(epoch_seconds: float) -> str:
     """``YYYYMMDDTHHMMSSZ`` in UTC, the X-Amz-Date format."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch_seconds))
+    return _amz_date(int(epoch_seconds))
+
+
+@lru_cache(maxsize=4)
+def _amz_date(second: int) -> str:
+    # Requests come many to a second; the text changes once a second.
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
 
 
 def sign(
