@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote_to_bytes
 ALGORITHM = "AWS4-HMAC-SHA256"
 # A query of unreserved characters, "=" and "&" is already in canonical form, but for order.
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~=&]*")
+_UNRESERVED_ONLY = re.compile(r"[A-Za-z0-9\-._~]*")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -198,12 +199,15 @@ def canonical_query(query: str) -> str:
         if plain and "=" not in value:
             pairs.append((name, value))
         else:
-            pairs.append((_reencode(name), _reencode(value)))
+            pairs.append((_canonical_component(name), _canonical_component(value)))
     pairs.sort()
     return "&".join([f"{name}={value}" for name, value in pairs])
 
 
-def _reencode(component: str) -> str:
+def _canonical_component(component: str) -> str:
+    # Most names and values are already canonical; only the rest pay for decoding.
+    if _UNRESERVED_ONLY.fullmatch(component):
+        return component
     return quote(unquote_to_bytes(component), safe="")
 
 
