@@ -10,6 +10,7 @@ demo: $(VENV)/.installed
 	$(BIN)/signing-proxy demo
 
 test: $(VENV)/.installed
+	bash .ci/chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy

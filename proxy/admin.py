@@ -1,4 +1,5 @@
-"""The admin listener, off the proxied paths: liveness, readiness, Prometheus metrics, reload."""
+"""The admin listener, off the proxied paths: liveness, readiness, Prometheus metrics, reload,
+and the request inspector when it is on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import ConfigError
+from proxy.inspector import Inspector
 from proxy.metrics import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("signing_proxy.admin")
@@ -26,10 +28,13 @@ class AdminHooks:
 HOOKS = web.AppKey("admin_hooks", AdminHooks)
 
 
-def admin_app(hooks: AdminHooks) -> web.Application:
-    """``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``POST /reload``."""
+def admin_app(hooks: AdminHooks, *, inspector: Inspector | None = None) -> web.Application:
+    """``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``POST /reload``; with an
+    ``inspector``, its page and API under ``/inspect``."""
     app = web.Application()
     app[HOOKS] = hooks
+    if inspector is not None:
+        inspector.add_routes(app)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy import __version__
-from proxy.config import implied_target, load_config, quick_config
+from proxy.config import implied_target, load_config, parse_duration, quick_config
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.logs import setup_logging
 from proxy.server import describe_routes, listening_socket, running
@@ -33,6 +33,9 @@ from proxy.supervisor import (
 from proxy.values import parse_host_port
 
 log = logging.getLogger("signing_proxy")
+
+# Where --inspect serves the inspector when no admin address is given: health's default too.
+_INSPECT_ADMIN = Address("127.0.0.1", 9901)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,13 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the proxy",
         description="Run the proxy with a config file, or with one route given by flags.",
     )
-    serve.add_argument("--config", metavar="FILE", help="the YAML config file")
-    quick = serve.add_argument_group("one route without a config file")
-    quick.add_argument("--upstream", metavar="URL", help="where requests go (e.g. CloudFront)")
-    quick.add_argument("--function-url", metavar="URL", help="the function URL to sign for")
-    quick.add_argument("--mode", default="iam", choices=["iam", "oac", "none"])
-    quick.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
-    quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
+    _config_arguments(serve)
     serve.add_argument(
         "--admin",
         metavar="HOST:PORT",
@@ -96,7 +93,37 @@ def _parser() -> argparse.ArgumentParser:
         help="processes sharing the listening socket: a number, or auto for one per core "
         "(default 1)",
     )
-    serve.set_defaults(command=_serve, default_log_level="info")
+    serve.add_argument(
+        "--inspect",
+        action="store_true",
+        help="serve the request inspector at /inspect on the admin listener "
+        "(127.0.0.1:9901 unless --admin or admin: says otherwise)",
+    )
+    serve.set_defaults(command=_serve, name="serve", default_log_level="info")
+
+    check = commands.add_parser(
+        "check",
+        help="probe every route and say what is wrong and how to fix it",
+        description=(
+            "Validate the config, resolve each credential set (and show its identity), "
+            "connect to each upstream, send one signed probe per route and print a verdict "
+            "with the fix for each failure. Exit 0 only when every route passes."
+        ),
+    )
+    _config_arguments(check)
+    check.add_argument(
+        "--route", action="append", default=[], metavar="NAME", help="only this route (repeatable)"
+    )
+    check.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the verdicts (default: on a terminal)",
+    )
+    check.add_argument(
+        "--timeout", metavar="DURATION", default="10s", help="per step (default 10s)"
+    )
+    check.set_defaults(command=_check, name="check", default_log_level="warning")
 
     sign = commands.add_parser(
         "sign",
@@ -175,9 +202,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--listen", metavar="HOST:PORT", default=None, help="proxy address with --serve"
     )
+    demo.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        default="127.0.0.1:9901",
+        help="where --serve shows the request inspector (default 127.0.0.1:9901)",
+    )
     # The demo prints its own story on stdout; per-request logs would interleave with it.
     demo.set_defaults(command=_demo, default_log_level="warning")
     return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="the YAML config file")
+    quick = parser.add_argument_group("one route without a config file")
+    quick.add_argument("--upstream", metavar="URL", help="where requests go (e.g. CloudFront)")
+    quick.add_argument("--function-url", metavar="URL", help="the function URL to sign for")
+    quick.add_argument("--mode", default="iam", choices=["iam", "oac", "none"])
+    quick.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
+    quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -193,9 +236,15 @@ def _serve(args: argparse.Namespace) -> int:
         workers = worker_count(args.workers)
     except ValueError:
         raise ConfigError("--workers", f"{args.workers!r} is not a number >= 1 or auto") from None
+    if args.inspect:
+        if workers > 1:
+            raise ConfigError(
+                "--inspect", "the inspector shows one process's requests: use --workers 1"
+            )
+        admin = admin or config.admin or _INSPECT_ADMIN
     if workers > 1:
         return _run(lambda stop: _supervise(config, load, admin, workers, args.argv, stop))
-    return _run(lambda stop: _serve_until_stopped(config, load, admin, stop))
+    return _run(lambda stop: _serve_until_stopped(config, load, admin, stop, inspect=args.inspect))
 
 
 def _loader(args: argparse.Namespace) -> Callable[[], Config]:
@@ -210,8 +259,9 @@ def _loader(args: argparse.Namespace) -> Callable[[], Config]:
         return lambda: load_config(config_path)
     if not args.upstream:
         raise ConfigError(
-            "serve",
-            "nothing to serve: give --config FILE, or --upstream URL --function-url URL",
+            args.name,
+            "no config: give --config FILE (or set SIGNING_PROXY_CONFIG), or "
+            "--upstream URL --function-url URL",
         )
     return lambda: quick_config(
         upstream=args.upstream,
@@ -223,10 +273,15 @@ def _loader(args: argparse.Namespace) -> Callable[[], Config]:
 
 
 async def _serve_until_stopped(
-    config: Config, load: Callable[[], Config], admin: Address | None, stop: asyncio.Event
+    config: Config,
+    load: Callable[[], Config],
+    admin: Address | None,
+    stop: asyncio.Event,
+    *,
+    inspect: bool = False,
 ) -> int:
-    async with running(config, admin=admin, load=load) as proxy:
-        _announce(config, proxy.url, proxy.admin_url)
+    async with running(config, admin=admin, load=load, inspect=inspect) as proxy:
+        _announce(config, proxy.url, proxy.admin_url, inspect=inspect)
         await _until_stopped(stop, proxy.reload)
         log.info("stopping: no new connections; finishing requests in flight")
     return 0
@@ -289,13 +344,17 @@ async def _supervise(
     return 0
 
 
-def _announce(config: Config, url: str, admin_url: str | None, *, workers: int = 1) -> None:
+def _announce(
+    config: Config, url: str, admin_url: str | None, *, workers: int = 1, inspect: bool = False
+) -> None:
     suffix = f" ({workers} workers)" if workers > 1 else ""
     print(f"signing-proxy {__version__} listening on {url}{suffix}")
     for line in describe_routes(config):
         print(line)
     if admin_url:
         print(f"admin on {admin_url}")
+        if inspect:
+            print(f"request inspector on {admin_url}/inspect")
     sys.stdout.flush()
 
 
@@ -367,6 +426,17 @@ def _explicit_target(args: argparse.Namespace) -> SigningTarget | None:
     return SigningTarget(host, region, service)
 
 
+def _check(args: argparse.Namespace) -> int:
+    from proxy.check import check
+
+    config = _loader(args)()
+    timeout = parse_duration(args.timeout, path="--timeout")
+    # https://no-color.org: an environment that asks for no colour gets none unless forced.
+    auto = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = args.color == "always" or (args.color == "auto" and auto)
+    return _run(lambda stop: check(config, routes=args.route, color=color, timeout=timeout))
+
+
 def _health(args: argparse.Namespace) -> int:
     """Exit 0 when ``--url`` answers 200 within 3 s (the Docker HEALTHCHECK)."""
     url = args.url
@@ -401,7 +471,8 @@ def _emulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from proxy.demo import demo
 
-    return _run(lambda stop: demo(serve=args.serve, listen=args.listen, stop=stop))
+    admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
+    return _run(lambda stop: demo(serve=args.serve, listen=args.listen, admin=admin, stop=stop))
 
 
 Main = Callable[[asyncio.Event], Coroutine[Any, Any, int]]

@@ -18,6 +18,7 @@ from proxy.credential_sets import parse_credentials
 from proxy.env_expansion import expand_env
 from proxy.errors import ConfigError
 from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit
+from proxy.probe_config import check_probe, parse_probe
 from proxy.settings import (
     DEFAULT_CREDENTIALS,
     DEFAULT_LISTEN,
@@ -28,6 +29,7 @@ from proxy.settings import (
     CredentialSet,
     HeaderRules,
     Mode,
+    Probe,
     Retries,
     Route,
     SigningTarget,
@@ -72,7 +74,7 @@ _TOP_KEYS = (
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
     *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
-    *("rate_limit", "max_concurrent", "retries"),
+    *("rate_limit", "max_concurrent", "max_connections", "retries", "probe"),
 )
 _MODES: tuple[Mode, ...] = ("iam", "oac", "none")
 
@@ -256,7 +258,10 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
         inbound=fields.get("inbound", parse_inbound, None),
         rate_limit=fields.get("rate_limit", parse_rate_limit, None),
         max_concurrent=fields.get("max_concurrent", parse_count, None),
+        max_connections=fields.get("max_connections", parse_count, None),
+        probe=fields.get("probe", parse_probe, Probe()),
     )
+    check_probe(route, path=join(path, "probe"))
     if route.mode == "iam" and route.signing is None:
         raise ConfigError(
             path, "mode iam needs function_url or sign (the host the signature is computed for)"

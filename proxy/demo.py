@@ -17,10 +17,11 @@ from proxy.credentials import static_fetch
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator, Key, generate_key
 from proxy.errors import ConfigError
 from proxy.server import describe_routes, running
-from proxy.settings import Config
+from proxy.settings import Address, Config
 from proxy.values import parse_host_port
 
 DEMO_TIMEOUT = aiohttp.ClientTimeout(total=30)
+DEMO_ADMIN = Address("127.0.0.1", 9901)
 
 
 async def emulate(
@@ -96,15 +97,25 @@ class _Result:
     detail: str
 
 
-async def demo(*, serve: bool, listen: str | None, stop: asyncio.Event) -> int:
+async def demo(
+    *, serve: bool, listen: str | None, admin: Address | None = None, stop: asyncio.Event
+) -> int:
     """Emulator and proxy together; send three requests (or wait for the user's with --serve)."""
     access_key, key = generate_key()
     async with Emulator(keys={access_key: key}) as emulator:
         config = _demo_config(emulator, listen or ("127.0.0.1:8080" if serve else "127.0.0.1:0"))
         overrides = {"default": static_fetch(access_key, key.secret_access_key)}
-        async with running(config, credential_overrides=overrides) as proxy:
+        # With --serve, the user's own requests can be watched in the inspector.
+        async with running(
+            config,
+            credential_overrides=overrides,
+            admin=(admin or DEMO_ADMIN) if serve else None,
+            inspect=serve,
+        ) as proxy:
             print("signing-proxy demo: no AWS account needed")
             print(f"  proxy            {proxy.url}")
+            if proxy.admin_url:
+                print(f"  inspector        {proxy.admin_url}/inspect (every request, live)")
             for line in describe_routes(config):
                 print(f"  {line.strip()}")
             print(

@@ -6,16 +6,23 @@ import json
 
 from proxy.settings import Route
 
-_PERMISSIONS = (
-    "grant the identity lambda:InvokeFunctionUrl on the function (and lambda:InvokeFunction "
-    "for function URLs created since October 2025), in its IAM policy or the function's "
-    "resource policy"
+# Shared with `signing-proxy check`, which says the same things at more length.
+PERMISSIONS = (
+    "lambda:InvokeFunctionUrl on the function, and lambda:InvokeFunction too for function "
+    "URLs created since October 2025"
+)
+ORIGIN_REQUEST_POLICY = (
+    "CloudFront: use the origin request policy AllViewerExceptHostHeader "
+    "(b689b0a8-53d0-40ab-baf2-68738e2966ac), not AllViewer: the function URL must receive its "
+    "own Host, and this policy forwards Authorization, X-Amz-Date, X-Amz-Content-Sha256 and "
+    "X-Amz-Security-Token; no origin access control on this origin (or one with signing "
+    "behaviour no-override), so that CloudFront keeps the proxy's signature"
 )
 
 
 def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
     """Why a 403 happened and what to change, for the log line that follows it."""
-    message = _message(body)
+    message = message_of(body)
     # Lambda sometimes appends a namespace: "InvalidSignatureException:http://internal…".
     kind = (error_type or "").partition(":")[0]
     signing = route.signing
@@ -44,10 +51,10 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
         )
     if kind in ("InvalidSignatureException", "SignatureDoesNotMatch"):
         return (
-            f"signature mismatch: the origin must receive Host: {signing.host if signing else '?'}"
-            " — set the CloudFront origin request policy to AllViewerExceptHostHeader, "
-            "forward the Authorization and X-Amz-* headers (OAC off or no-override for mode iam), "
-            f"and check the route's signing target ({where})"
+            f"signature mismatch (signed for {where}): the signing host must be the function "
+            f"URL's own host (the route's function_url). {ORIGIN_REQUEST_POLICY}. "
+            f"`signing-proxy check --route {route.name}` shows how AWS's canonical request "
+            "differs"
         )
     if kind == "IncompleteSignatureException":
         return (
@@ -57,7 +64,9 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
         )
     if kind == "AccessDeniedException":
         return (
-            f"the signature is valid but access was denied ({route.credentials!r}): {_PERMISSIONS}"
+            f"the signature is valid but credential set {route.credentials!r} may not invoke "
+            f"the function: it needs {PERMISSIONS} (`signing-proxy check --route {route.name}` "
+            "prints the add-permission commands)"
         )
     if kind in ("UnrecognizedClientException", "InvalidClientTokenId"):
         return (
@@ -69,7 +78,7 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
     return f"{kind}: {message or 'no message'}"
 
 
-def _message(body: bytes) -> str:
+def message_of(body: bytes) -> str:
     """The ``Message`` (or ``message``) of a JSON error body, else the text itself."""
     text = body.decode("utf-8", "replace")
     try:

@@ -23,9 +23,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# Marks a request the inspector replays (the token lets it past the route's inbound check);
+# it concerns this proxy only.
+REPLAY_HEADER = "X-Signing-Proxy-Replay"
+
 # The proxy sets these itself: the body is re-sent with its own Content-Length, the upstream
 # gets its own Host, and 100-continue was already answered on the inbound side.
-_ALWAYS_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect"}
+_ALWAYS_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect", REPLAY_HEADER.lower()}
 
 # A client's own signature or date must not reach a signed upstream: they would contradict ours
 # (and with OAC CloudFront signs, so a client Authorization only confuses it).
@@ -36,7 +40,9 @@ def request_headers(
     inbound: MultiMapping[str], *, mode: Mode, rules: HeaderRules
 ) -> CIMultiDict[str]:
     """The client's headers as they go upstream, before any signing headers are added."""
-    dropped = _ALWAYS_DROPPED | _connection_named(inbound.getall("Connection", ())) | rules.remove
+    dropped = _ALWAYS_DROPPED
+    if "Connection" in inbound or rules.remove:
+        dropped = dropped | _connection_named(inbound.getall("Connection", ())) | rules.remove
     signing = mode != "none"
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in inbound.items():
@@ -53,7 +59,9 @@ def request_headers(
 
 def reply_headers(upstream: MultiMapping[str]) -> CIMultiDict[str]:
     """The upstream's reply headers as the client gets them: hop-by-hop ones removed."""
-    dropped = HOP_BY_HOP | _connection_named(upstream.getall("Connection", ()))
+    dropped = HOP_BY_HOP
+    if "Connection" in upstream:
+        dropped = dropped | _connection_named(upstream.getall("Connection", ()))
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
         lower = name.lower()

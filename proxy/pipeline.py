@@ -15,15 +15,16 @@ from multidict import CIMultiDict
 
 from proxy import routing, sigv4
 from proxy.body import Body, read_body, too_large
+from proxy.clock import refused_for_time
 from proxy.credentials import CredentialProvider, Credentials, mask
-from proxy.diagnosis import explain_403
+from proxy.diagnosis import explain_403, message_of
 from proxy.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import request_headers
 from proxy.inbound import InboundCheck
 from proxy.retries import RetryPolicy
 from proxy.settings import Route
 from proxy.state import Generation, State
-from proxy.upstream import Relayed, exchange, relay
+from proxy.upstream import Pools, Relayed, exchange, read_error_body, relay
 
 log = logging.getLogger("signing_proxy")
 
@@ -46,27 +47,39 @@ class Outcome:
     amzn_request_id: str | None = None
     amzn_error_type: str | None = None
     cut: str | None = None  # why the reply stopped short, when it did
+    # What the inspector shows; references to what was built anyway, so cheap to keep.
+    upstream_url: str | None = None
+    sent_headers: CIMultiDict[str] | None = None
+    signature: sigv4.Signature | None = None
+    diagnosis: str | None = None
+    body: bytes | None = None  # kept only while the inspector is on
+    replay_of: int | None = None  # the inspector entry this request replays
 
 
 STATE = web.AppKey("state", State)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+POOLS = web.AppKey("pools", Pools)
 OUTCOME = web.RequestKey("outcome", Outcome)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """The pipeline, for one request, on the generation current when it arrived."""
-    generation = request.app[STATE].current
+    state = request.app[STATE]
+    generation = state.current
     outcome = request[OUTCOME]
+    if state.inspector is not None:
+        outcome.replay_of = state.inspector.replay_of(request.headers)
     found = routing.match(
         generation.config.routes, method=request.method, host=request.host, target=request.raw_path
     )
     route = found.route
     outcome.route, outcome.path = route.name, found.path
     guard = generation.guards[route.name]
-    in_flight = request.app[STATE].metrics.in_flight.labels(route.name)
+    in_flight = state.metrics.in_flight.labels(route.name)
     with in_flight.track_inprogress(), guard.admission.admit(time.monotonic()):
         body_check = None
-        if guard.inbound is not None:
+        # A replay from the inspector (loopback admin port, secret token) was checked when
+        # it first came; its webhook delivery id would now look like a replay attack.
+        if guard.inbound is not None and outcome.replay_of is None:
             guard.inbound.check_peer(
                 peer=request.remote, forwarded_for=request.headers.getall("X-Forwarded-For", [])
             )
@@ -75,6 +88,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             request, generation, found, observe=body_check.update if body_check else None
         )
         outcome.bytes_in = body.size
+        if state.inspector is not None:
+            outcome.body = body.in_memory
         delivered = False
         try:
             if body_check is not None:
@@ -111,19 +126,33 @@ async def _forward(
         headers["x-amz-content-sha256"] = body.sha256
     provider = generation.providers[route.credentials] if route.mode == "iam" else None
     url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
+    outcome.upstream_url, outcome.sent_headers = url, headers
     loop = asyncio.get_running_loop()
     total = route.timeouts.total
     deadline = None if total is None else loop.time() + total
     policy = RetryPolicy(route.retries, request.method, now=loop.time(), wall_clock=time.time())
-    may_refresh = True
+    clock = request.app[STATE].clock
+    may_refresh = may_fix_clock = True
     while True:
         # Signed afresh for every attempt: a new X-Amz-Date, the current credentials.
-        used = _sign(request.method, found, headers, body, provider) if provider else None
+        used = None
+        if provider is not None:
+            used, outcome.signature = _sign(
+                request.method, found, headers, body, provider, now=clock.now()
+            )
         attempt = _Attempt(request, route, url, headers, body, deadline)
-        step = await attempt.run(policy, refresh=used is not None and may_refresh)
+        step = await attempt.run(
+            policy,
+            refresh=used is not None and may_refresh,
+            fix_clock=used is not None and may_fix_clock,
+        )
         if isinstance(step, Relayed):
             return step
-        if isinstance(step, _Refresh):
+        if not isinstance(step, _Again):
+            await asyncio.sleep(step)  # a retry's wait
+        elif step is _CLOCK:
+            may_fix_clock = False  # the attempt corrected the clock: sign again
+        else:  # _REFRESH
             assert provider is not None  # noqa: S101 - only signed attempts ask for it
             assert used is not None  # noqa: S101
             log.warning(
@@ -136,15 +165,15 @@ async def _forward(
             )
             await provider.replace(used)
             may_refresh = False
-        else:
-            await asyncio.sleep(step)
 
 
-class _Refresh:
-    """AWS refused the credentials themselves: get fresh ones, then send again (once)."""
+class _Again:
+    """Send again at once, signed afresh: after fresh credentials (AWS refused the ones it
+    got), or with a corrected clock (AWS refused the signature's time). Each once."""
 
 
-_REFRESH = _Refresh()
+_REFRESH = _Again()
+_CLOCK = _Again()
 
 
 @dataclass(slots=True)
@@ -159,13 +188,15 @@ class _Attempt:
     body: Body
     deadline: float | None
 
-    async def run(self, policy: RetryPolicy, *, refresh: bool) -> Relayed | float | _Refresh:
+    async def run(
+        self, policy: RetryPolicy, *, refresh: bool, fix_clock: bool
+    ) -> Relayed | float | _Again:
         route, outcome = self.route, self.request[OUTCOME]
         loop = asyncio.get_running_loop()
         sent = time.monotonic()
         try:
             async with exchange(
-                self.request.app[SESSION],
+                self.request.app[POOLS].session(route),
                 route=route,
                 method=self.request.method,
                 url=self.url,
@@ -179,11 +210,25 @@ class _Attempt:
                 error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
                 if refresh and _rejects_credentials(upstream.status, error_type):
                     return _REFRESH
+                error_body = None
+                clock = self.request.app[STATE].clock
+                # The first reply tells whether this clock is off; a 403 may say AWS minds.
+                if not clock.checked or upstream.status == 403:
+                    skew = clock.observe(upstream.headers.get("Date"), local=time.time())
+                    if fix_clock and skew is not None and upstream.status == 403:
+                        error_body = await read_error_body(
+                            upstream, route=route, deadline=self.deadline
+                        )
+                        if refused_for_time(error_type, message_of(error_body)):
+                            clock.correct(skew)
+                            return _CLOCK
                 wait = policy.after_status(
                     upstream.status, upstream.headers.get("Retry-After"), now=loop.time()
                 )
                 if wait is None or _past(self.deadline, loop.time() + wait):
-                    return await _relay(self.request, upstream, route, self.deadline, error_type)
+                    return await _relay(
+                        self.request, upstream, route, self.deadline, error_type, error_body
+                    )
                 log.warning(
                     "route %s: upstream answered %d; trying again in %.2fs (attempt %d of %d)",
                     route.name,
@@ -208,10 +253,11 @@ async def _relay(
     route: Route,
     deadline: float | None,
     error_type: str | None,
+    error_body: bytes | None,
 ) -> Relayed:
-    relayed = await relay(request, upstream, route=route, deadline=deadline)
+    relayed = await relay(request, upstream, route=route, deadline=deadline, error_body=error_body)
     if upstream.status == 403:
-        explanation = explain_403(
+        explanation = request[OUTCOME].diagnosis = explain_403(
             route=route, error_type=error_type, body=relayed.error_body or b""
         )
         log.warning(
@@ -275,15 +321,17 @@ def _sign(
     headers: CIMultiDict[str],
     body: Body,
     provider: CredentialProvider,
-) -> Credentials:
-    """Set X-Amz-Date, the session token and Authorization, signed for the route's host with
-    one credentials snapshot, taken now; returns that snapshot."""
+    *,
+    now: float,
+) -> tuple[Credentials, sigv4.Signature]:
+    """Set X-Amz-Date, the session token and Authorization, signed for the route's host at
+    ``now`` with one credentials snapshot, taken then; returns that snapshot and the
+    signature."""
     route = found.route
     signing = route.signing
     assert signing is not None  # noqa: S101 - config guarantees a signing target for iam
-    now = time.time()
     credentials = provider.snapshot(now, route=route.name)
-    _, sent = sigv4.sign_minimal(
+    signature, sent = sigv4.sign_minimal(
         method=method,
         path=found.path,
         query=found.query,
@@ -299,4 +347,4 @@ def _sign(
     if not credentials.token:
         headers.popall("x-amz-security-token", None)  # left by an earlier attempt's credentials
     headers.update(sent)
-    return credentials
+    return credentials, signature

@@ -44,7 +44,7 @@ def match(routes: Sequence[Route], *, method: str, host: str | None, target: str
     for route in routes:
         if route.host is not None and not _host_matches(route.host, inbound_host):
             continue
-        if not _prefix_matches(route.path_prefix, path):
+        if not prefix_matches(route.path_prefix, path):
             continue
         if route.methods is not None and method not in route.methods:
             allowed |= route.methods
@@ -128,7 +128,7 @@ def upstream_path(route: Route, path: str) -> str:
     return route.upstream.base_path + path
 
 
-def _prefix_matches(prefix: str, path: str) -> bool:
+def prefix_matches(prefix: str, path: str) -> bool:
     # "/api" takes "/api" and "/api/…" but not "/apis"; "/api/" takes only "/api/…".
     if prefix == "/" or path == prefix:
         return True

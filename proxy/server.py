@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -27,12 +28,13 @@ from proxy.errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from proxy.inspector import Inspector, Seen
 from proxy.metrics import Metrics
-from proxy.pipeline import OUTCOME, SESSION, STATE, Outcome, handle
+from proxy.pipeline import OUTCOME, POOLS, STATE, Outcome, handle
 from proxy.settings import Address, Config
 from proxy.state import State
 from proxy.tls import client_context, server_context
-from proxy.upstream import client_session
+from proxy.upstream import Pools
 
 log = logging.getLogger("signing_proxy")
 access_log = logging.getLogger("signing_proxy.access")
@@ -52,7 +54,7 @@ def build_app(state: State) -> web.Application:
     app = web.Application(middlewares=[_outcome])
     app[STATE] = state
     app[METRICS] = state.metrics
-    app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(_upstream_pools)
     app.on_response_prepare.append(_stamp_request_id)
     app.router.add_route("*", _EVERY_PATH, handle, expect_handler=_expect_later)
     return app
@@ -77,6 +79,10 @@ class Running:
     def state(self) -> State:
         return self.app[STATE]
 
+    @property
+    def inspector(self) -> Inspector | None:
+        return self.app[STATE].inspector
+
 
 @contextlib.asynccontextmanager
 async def running(
@@ -87,33 +93,41 @@ async def running(
     load: Callable[[], Config] | None = None,
     credential_overrides: Mapping[str, Fetch] | None = None,
     inherited: socket.socket | None = None,
+    inspect: bool = False,
 ) -> AsyncIterator[Running]:
     """Start the proxy (and the admin listener, when the config or ``admin`` names one); on
     exit, drain: stop accepting, let requests in flight finish within shutdown_grace, close.
 
     ``load`` re-reads the config for a reload (SIGHUP, POST /reload). A worker of
     ``serve --workers`` passes the ``inherited`` listening socket and has no admin listener
-    (its supervisor answers for all workers).
+    (its supervisor answers for all workers). ``inspect`` serves the request inspector on the
+    admin listener, which must then be on a loopback address.
     """
     address = listen or config.listen
     admin_address = None if inherited else (admin or config.admin)
+    if inspect:
+        _check_inspector_address(admin_address)
     # Bind before resolving credentials: a busy port is the first thing a user should hear of.
     sock = inherited or listening_socket(address, key="listen")
     admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
-    state = State(metrics=Metrics(), overrides=credential_overrides)
+    inspector = Inspector() if inspect else None
+    state = State(metrics=Metrics(), overrides=credential_overrides, inspector=inspector)
     runners: list[web.AppRunner] = []
     try:
         await state.start(config)
         reload = _reloader(state, load or (lambda: config))
         if admin_sock is not None:
             hooks = AdminHooks(state.not_ready, state.metrics.exposition, reload)
-            runners.append(await _serve(admin_app(hooks), admin_sock, grace=1.0))
+            admin_web = admin_app(hooks, inspector=inspector)
+            runners.append(await _serve(admin_web, admin_sock, grace=1.0))
         # Listed first, so it is drained first while the admin port reports "draining".
         runners.insert(0, await _serve(build_app(state), sock, config=config))
         _warn_if_exposed(config, address)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
+        if inspector is not None:
+            inspector.proxy_url = _url(_loopback(host), port, scheme)
         yield Running(runners[0].app, host, port, admin_url, reload, scheme)
     finally:
         state.draining = True
@@ -164,6 +178,24 @@ def _reloader(state: State, load: Callable[[], Config]) -> Callable[[], Awaitabl
     return reload
 
 
+def _check_inspector_address(admin: Address | None) -> None:
+    """The inspector shows signed traffic and replays it as the operator's identity: only
+    for this machine."""
+    if admin is None:
+        raise ConfigError("--inspect", "the inspector needs an admin listener: give --admin")
+    if not admin.is_loopback:
+        raise ConfigError(
+            "--inspect",
+            f"the inspector replays requests signed as you; it is served only on a loopback "
+            f"admin address, not {admin.host} (e.g. --admin 127.0.0.1:9901)",
+        )
+
+
+def _loopback(host: str) -> str:
+    """The address this machine reaches a listener on (a wildcard bind is not one)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+
+
 def _warn_if_exposed(config: Config, address: Address) -> None:
     unprotected = config.unauthenticated_routes
     if unprotected and not address.is_loopback:
@@ -211,11 +243,12 @@ def describe_routes(config: Config) -> list[str]:
     return lines
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    ca_file = app[STATE].current.config.upstream_ca_file
-    async with client_session(client_context(ca_file)) as session:
-        app[SESSION] = session
+async def _upstream_pools(app: web.Application) -> AsyncIterator[None]:
+    pools = app[POOLS] = Pools(client_context(app[STATE].current.config.upstream_ca_file))
+    try:
         yield
+    finally:
+        await pools.close()
 
 
 @web.middleware
@@ -227,6 +260,7 @@ async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse
     outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
     request[OUTCOME] = outcome
     error: ProxyError | None = None
+    response: web.StreamResponse | None = None
     status = 500  # what aiohttp answers for an exception that escapes
     try:
         if request.method == "CONNECT":
@@ -253,7 +287,13 @@ async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse
         status = response.status
     finally:
         # Every request gets its line and its count, also one cut short.
-        _account(request, outcome, status if error is None else error.status, error, started)
+        if error is not None:
+            status = error.status
+        _account(request, outcome, status, error, started)
+        inspector = request.app[STATE].inspector
+        if inspector is not None:
+            inspector.record(_seen(request, outcome, response, status, error, started))
+    assert response is not None  # noqa: S101 - every other path raised
     return response
 
 
@@ -293,6 +333,45 @@ def _account(
     level = logging.WARNING if error or outcome.cut else logging.INFO
     if access_log.isEnabledFor(level):  # the line costs more than the rest: only when wanted
         _log_access(request, outcome, route, status, error, started, level)
+
+
+def _seen(
+    request: web.Request,
+    outcome: Outcome,
+    response: web.StreamResponse | None,
+    status: int,
+    error: ProxyError | None,
+    started: float,
+) -> Seen:
+    """The request as the inspector shows it."""
+    duration = time.monotonic() - started
+    sent = None
+    if outcome.sent_headers is not None and outcome.upstream_url is not None:
+        sent = [("Host", urlsplit(outcome.upstream_url).netloc), *outcome.sent_headers.items()]
+    signature = outcome.signature
+    return Seen(
+        request_id=outcome.request_id,
+        started=time.time() - duration,
+        duration=duration,
+        method=request.method,
+        target=request.raw_path,
+        route=outcome.route or (error.route if error else None),
+        status=status,
+        upstream_status=outcome.upstream_status,
+        bytes_in=outcome.bytes_in,
+        bytes_out=outcome.bytes_out,
+        amzn_request_id=outcome.amzn_request_id,
+        amzn_error_type=outcome.amzn_error_type,
+        request_headers=list(request.headers.items()),
+        sent_headers=sent,
+        response_headers=list(response.headers.items()) if response is not None else [],
+        canonical_request=signature.canonical_request if signature else None,
+        string_to_sign=signature.string_to_sign if signature else None,
+        diagnosis=error.message if error is not None else outcome.diagnosis,
+        error=error.code if error is not None else None,
+        body=outcome.body,
+        replay_of=outcome.replay_of,
+    )
 
 
 def _log_access(

@@ -145,6 +145,15 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """The request ``signing-proxy check`` sends on a route, signed as the route signs:
+    one the function can answer without side effects."""
+
+    method: str = "HEAD"
+    target: str | None = None  # a path (and query) the route takes; None: its path_prefix
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One entry of ``routes:``; routes are tried in order and the first match wins."""
 
@@ -164,6 +173,8 @@ class Route:
     inbound: Inbound | None = None
     rate_limit: RateLimit | None = None
     max_concurrent: int | None = None
+    max_connections: int | None = None  # None: the shared pool, no limit
+    probe: Probe = field(default_factory=Probe)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from proxy.clock import SigningClock
 from proxy.credentials import CredentialProvider, Fetch, build_providers
 from proxy.inbound import InboundCheck
+from proxy.inspector import Inspector
 from proxy.limits import Admission
 from proxy.metrics import Metrics
 from proxy.settings import Config, CredentialSet, Route
@@ -50,8 +52,16 @@ class Generation:
 class State:
     """The current generation, readiness and draining, and the credential refresh tasks."""
 
-    def __init__(self, *, metrics: Metrics, overrides: Mapping[str, Fetch] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        overrides: Mapping[str, Fetch] | None = None,
+        inspector: Inspector | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.clock = SigningClock()
+        self.inspector = inspector  # None unless serve --inspect (or the demo)
         self.draining = False
         self._overrides = dict(overrides or {})
         self._current: Generation | None = None

@@ -34,10 +34,11 @@ _SKIP_AUTO_HEADERS = frozenset(
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-def client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
-    """One pooled session for every route: no cookies, no decompression, no redirects."""
+def client_session(ssl_context: ssl.SSLContext, *, limit: int = 0) -> aiohttp.ClientSession:
+    """A pooled session (at most ``limit`` connections, 0: no limit): no cookies, no
+    decompression, no redirects."""
     connector = aiohttp.TCPConnector(
-        limit=0,
+        limit=limit,
         ttl_dns_cache=10,
         ssl=ssl_context,
         # Works around TLS transports left open by aborts, fixed in Python 3.12.7 (aiohttp
@@ -51,6 +52,32 @@ def client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
         skip_auto_headers=_SKIP_AUTO_HEADERS,
         timeout=aiohttp.ClientTimeout(total=None),
     )
+
+
+class Pools:
+    """The upstream connection pools: one shared by the routes, and one of its own for each
+    route with ``max_connections``, so that route never holds more connections than that."""
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl = ssl_context
+        self.shared = client_session(ssl_context)
+        # Made on a route's first request. One whose route a reload changed stays until
+        # shutdown: closing it would cut the requests still using it.
+        self._own: dict[tuple[str, int], aiohttp.ClientSession] = {}
+
+    def session(self, route: Route) -> aiohttp.ClientSession:
+        """The pool ``route`` sends through."""
+        if route.max_connections is None:
+            return self.shared
+        key = (route.name, route.max_connections)
+        session = self._own.get(key)
+        if session is None:
+            session = self._own[key] = client_session(self._ssl, limit=route.max_connections)
+        return session
+
+    async def close(self) -> None:
+        for session in (self.shared, *self._own.values()):
+            await session.close()
 
 
 class SpooledPayload(aiohttp.payload.Payload):
@@ -129,9 +156,15 @@ async def exchange(
             async with asyncio.timeout_at(when):
                 response = await request
     except aiohttp.ConnectionTimeoutError as exc:
+        # With a pool limit, the time spent waiting for a free connection counts too.
+        busy = (
+            f", or all max_connections ({route.max_connections}) were in use"
+            if route.max_connections
+            else ""
+        )
         raise UpstreamTimeoutError(
             f"could not connect to the upstream {route.upstream.origin} within "
-            f"{timeouts.connect:g}s (timeouts.connect)",
+            f"{timeouts.connect:g}s (timeouts.connect{busy})",
             route=route.name,
             nothing_sent=True,
         ) from exc
@@ -186,17 +219,18 @@ async def relay(
     *,
     route: Route,
     deadline: float | None,
+    error_body: bytes | None = None,
 ) -> Relayed:
     """Stream the upstream's reply to the client chunk by chunk as it arrives.
 
-    A 403's (small) body is read first, so the caller can explain it. A failure after the
-    reply started aborts the client connection: a truncated reply must not look complete.
+    A 403's (small) body is read first (unless the caller already did: ``error_body``), so
+    the caller can explain it. A failure after the reply started aborts the client
+    connection: a truncated reply must not look complete.
     """
     out = web.StreamResponse(status=response.status, reason=response.reason)
     out.headers.extend(reply_headers(response.headers))
-    error_body = None
-    if response.status == 403:
-        error_body = await _read_error_body(response, route=route, deadline=deadline)
+    if response.status == 403 and error_body is None:
+        error_body = await read_error_body(response, route=route, deadline=deadline)
     relayed = Relayed(out, error_body)
     await out.prepare(request)
     loop = asyncio.get_running_loop()
@@ -248,7 +282,7 @@ async def relay(
     return relayed
 
 
-async def _read_error_body(
+async def read_error_body(
     response: aiohttp.ClientResponse, *, route: Route, deadline: float | None
 ) -> bytes:
     """Up to ERROR_BODY_LIMIT bytes of a 403 reply; the rest, if any, is streamed after it."""

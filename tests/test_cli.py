@@ -215,8 +215,20 @@ def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
         (["--config", "proxy.yaml", "--upstream", CLOUDFRONT], "--config"),
         (["--upstream", CLOUDFRONT, "--mode", "iam"], "--function-url"),
         (["--upstream", CLOUDFRONT], "--function-url"),
+        (["--upstream", CLOUDFRONT, "--mode", "none", "--inspect", "--workers", "2"], "--inspect"),
+        (
+            ["--upstream", CLOUDFRONT, "--mode", "none", "--inspect", "--admin", "0.0.0.0:9901"],
+            "--inspect",
+        ),
     ],
-    ids=["nothing-to-serve", "config-and-upstream", "iam-without-function-url", "default-iam"],
+    ids=[
+        "nothing-to-serve",
+        "config-and-upstream",
+        "iam-without-function-url",
+        "default-iam",
+        "inspect-with-workers",
+        "inspect-on-public-admin",
+    ],
 )
 def test_bad_serve_arguments_exit_2(tmp_path: Path, args: list[str], named: str) -> None:
     """Contradictory or missing serve arguments: exit 2 with one line saying what to give."""
@@ -227,6 +239,16 @@ def test_bad_serve_arguments_exit_2(tmp_path: Path, args: list[str], named: str)
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert named in lines[0]
+
+
+def test_check_without_a_config_exits_2_saying_what_to_give() -> None:
+    """`check` with neither a file nor flags: exit 2, one line naming check and --config."""
+    result = run(module_command("check"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "signing-proxy: check: no config: give --config FILE (or set SIGNING_PROXY_CONFIG), "
+        "or --upstream URL --function-url URL"
+    ]
 
 
 def test_listen_port_in_use_exits_2() -> None:
@@ -265,9 +287,13 @@ def test_demo_verifies_every_request() -> None:
 
 def test_demo_serve_keeps_running_until_sigterm() -> None:
     """`demo --serve` keeps proxy and emulator up: a GET through it is verified; SIGTERM ends it."""
-    port = free_port()
-    with started(module_command("demo", "--serve", "--listen", f"127.0.0.1:{port}")) as child:
+    port, admin = free_port(), free_port()
+    command = module_command(
+        "demo", "--serve", "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"
+    )
+    with started(command) as child:
         child.wait_for(lambda line: f"http://127.0.0.1:{port}" in line)
+        child.wait_for(lambda line: f"http://127.0.0.1:{admin}/inspect" in line)
         child.wait_for(lambda line: line.startswith("Send your own requests"))
         reply = send(port, "GET", "/hello?name=world")
         assert reply.status == 200, reply.body

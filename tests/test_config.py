@@ -16,6 +16,7 @@ from proxy.settings import (
     Config,
     CredentialSet,
     HeaderRules,
+    Probe,
     Route,
     SigningTarget,
     Timeouts,
@@ -130,6 +131,7 @@ def test_example_file_uses_every_key() -> None:
         "inbound": {key for route in routes for key in route.get("inbound", {})},
         "rate_limit": {key for route in routes for key in route.get("rate_limit", {})},
         "retries": {key for route in routes for key in route.get("retries", {})},
+        "probe": {key for route in routes for key in route.get("probe", {})},
         "route": {key for route in routes for key in route},
         "sign": {key for route in routes for key in route.get("sign", {})},
         "headers": {key for route in routes for key in route.get("headers", {})},
@@ -153,8 +155,10 @@ def test_example_file_uses_every_key() -> None:
         "route": {
             *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods"),
             *("host", "strip_prefix", "headers", "max_body", "timeouts", "credentials"),
-            *("inbound", "rate_limit", "max_concurrent", "retries"),
+            *("inbound", "rate_limit", "max_concurrent", "max_connections", "retries"),
+            "probe",
         },
+        "probe": {"method", "path"},
         "sign": {"host", "region", "service"},
         "headers": {"add", "remove"},
         "timeouts": {"connect", "first_byte", "idle", "total"},
@@ -204,6 +208,23 @@ def test_every_route_key_is_stored() -> None:
     assert route.headers == HeaderRules(add=(("X-Team", "orders"),), remove=frozenset({"x-debug"}))
     assert route.max_body == 1024 * 1024
     assert route.timeouts == Timeouts(connect=0.5, first_byte=30.0, idle=120.0, total=3600.0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "probe"),
+    [
+        ({}, Probe("HEAD", None)),
+        ({"probe": {"method": "get"}}, Probe("GET", None)),
+        (
+            {"path_prefix": "/api", "probe": {"path": "/api/health?deep=1"}},
+            Probe("HEAD", "/api/health?deep=1"),
+        ),
+        ({"probe": None}, Probe("HEAD", None)),
+    ],
+)
+def test_probe(fields: dict[str, Any], probe: Probe) -> None:
+    """A route's probe defaults to HEAD on its path_prefix; method and path are kept as given."""
+    assert _one_route(**fields).probe == probe
 
 
 @pytest.mark.parametrize(
@@ -665,6 +686,27 @@ CASES = [
     # methods
     _case("methods-not-list", _routed(methods="GET"), "routes[0].methods", "'GET'", "[GET, POST]"),
     _case(
+        "probe-changes-things",
+        _routed(probe={"method": "POST"}),
+        "routes[0].probe.method",
+        "'POST'",
+        "HEAD, GET, OPTIONS",
+    ),
+    _case(
+        "probe-elsewhere",
+        _routed(path_prefix="/api", probe={"path": "/apis/health"}),
+        "routes[0].probe.path",
+        "'/apis/health'",
+        "'/api'",
+    ),
+    _case(
+        "probe-path-not-path",
+        _routed(probe={"path": "health"}),
+        "routes[0].probe.path",
+        "'health'",
+        "does not start with '/'",
+    ),
+    _case(
         "methods-empty", _routed(methods=[]), "routes[0].methods", "empty list", "leave methods out"
     ),
     _case(
@@ -1111,8 +1153,9 @@ def test_unknown_route_key_message_in_full() -> None:
     error = _error(_doc(_route(upstrem=CLOUDFRONT, upstream=...)))
     assert str(error) == (
         "routes[0].upstrem: unknown key (expected one of: credentials, function_url, headers, "
-        "host, inbound, max_body, max_concurrent, methods, mode, name, path_prefix, rate_limit, "
-        "retries, sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
+        "host, inbound, max_body, max_concurrent, max_connections, methods, mode, name, "
+        "path_prefix, probe, rate_limit, retries, sign, strip_prefix, timeouts, upstream); "
+        "did you mean 'upstream'?"
     )
 
 

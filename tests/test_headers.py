@@ -31,6 +31,7 @@ CLIENT = [
     ("User-Agent", "webhook/1.0"),
     ("X-GitHub-Event", "push"),
     ("Cookie", "a=1"),
+    ("X-Signing-Proxy-Replay", "token 7"),
 ]
 END_TO_END = ["Content-Type", "Accept-Encoding", "User-Agent", "X-GitHub-Event", "Cookie"]
 
@@ -43,12 +44,13 @@ def test_signing_modes_keep_only_end_to_end_headers(mode: Mode) -> None:
 
 
 def test_none_mode_keeps_client_authorization() -> None:
-    """Plain forwarding keeps the client's own Authorization and X-Amz-* headers."""
+    """Plain forwarding keeps the client's own Authorization and X-Amz-* headers, not hops."""
     out = request_headers(CIMultiDict(CLIENT), mode="none", rules=HeaderRules())
     assert out["Authorization"] == "Bearer client-token"
     assert out["X-Amz-Date"] == "20000101T000000Z"
     assert "Host" not in out
     assert "X-Private" not in out
+    assert "X-Signing-Proxy-Replay" not in out  # the inspector's mark concerns this proxy only
 
 
 def test_rules_add_and_remove() -> None:

@@ -8,6 +8,12 @@ signature checker::
 Nothing here imports the proxy's own signer: signatures are checked with botocore's SigV4Auth.
 Besides the keys it is given, the function can accept the temporary credentials a local STS
 (moto's server, ``sts_url``) has issued, and reports which role signed each request.
+
+Failures it can be set up to produce, for ``signing-proxy check`` and its tests: a ``clock``
+off from this machine's (signatures expire; every reply's Date shows the skew), identities
+``denied`` (AccessDeniedException, as without lambda:InvokeFunctionUrl), and CloudFront's own
+403s (``restrictions``: WAF-blocked paths, a geographic restriction, allowed methods). A wrong
+region or signing host needs no setting: the function refuses them as Lambda does.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import collections
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -29,13 +35,17 @@ from proxy.emulator.function_url import (
     create_function_app,
     region_from_host,
 )
+from proxy.emulator.judge import DENY_ALL
 from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, LayeredKeys, check_sts_url
+from proxy.emulator.restrictions import Restrictions
 from proxy.emulator.verify import Key, Verdict, verify_request
 
 __all__ = [
     "DEFAULT_FUNCTION_HOST",
+    "DENY_ALL",
     "Emulator",
     "Key",
+    "Restrictions",
     "SeenRequest",
     "Verdict",
     "generate_key",
@@ -67,6 +77,10 @@ class Emulator:
     key id it does not hold is looked up among the credentials the moto server at ``sts_url``
     (e.g. ``http://127.0.0.1:5000``) issued, when one is given; a lookup waits at most
     ``sts_timeout`` seconds.
+
+    ``denied`` (read live) lists access key ids and role ARNs whose valid signatures the
+    function refuses with AccessDeniedException, or holds DENY_ALL; ``restrictions`` are the
+    requests CloudFront refuses itself. Every reply's Date comes from ``clock``.
     """
 
     def __init__(
@@ -83,6 +97,8 @@ class Emulator:
         origin_read_timeout: float = ORIGIN_READ_TIMEOUT,
         sts_url: str | None = None,
         sts_timeout: float = STS_LOOKUP_TIMEOUT,
+        denied: Container[str] = (),
+        restrictions: Restrictions | None = None,
     ) -> None:
         self.function_host = function_host.lower()
         self.region = region or region_from_host(self.function_host)
@@ -99,6 +115,8 @@ class Emulator:
         self.sts_url = None if sts_url is None else check_sts_url(sts_url)
         self._sts_timeout = sts_timeout
         self._clock = clock
+        self._denied = denied
+        self._restrictions = restrictions
         self._origin_read_timeout = origin_read_timeout
         self._host = host
         self._cloudfront_port = cloudfront_port
@@ -146,6 +164,7 @@ class Emulator:
                 requests=self.requests,
                 sts_url=self.sts_url,
                 sts_timeout=self._sts_timeout,
+                denied=self._denied,
             )
             self._function_runner, self._function_url_local = await self._serve(
                 function_app, self._function_port
@@ -158,6 +177,7 @@ class Emulator:
                 oac_key=self._oac_key,
                 clock=self._clock,
                 origin_read_timeout=self._origin_read_timeout,
+                restrictions=self._restrictions,
             )
             self._cloudfront_runner, self._cloudfront_url = await self._serve(
                 cloudfront_app, self._cloudfront_port

@@ -2,7 +2,8 @@
 
 Behaviour modelled: origin request policy AllViewerExceptHostHeader with CachingDisabled
 (Host replaced by the origin's domain, every other viewer header forwarded, nothing cached),
-optionally Origin Access Control (CloudFront signs the origin request itself).
+optionally Origin Access Control (CloudFront signs the origin request itself), and the requests
+CloudFront refuses itself (``restrictions``: allowed methods, geographic restriction, WAF).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from proxy.emulator.cloudfront_headers import (
     reply_headers,
     via,
 )
+from proxy.emulator.dates import http_date
 from proxy.emulator.oac import OAC_REPLACED, sign_as_oac
+from proxy.emulator.restrictions import Restrictions, refusal
 from proxy.emulator.verify import Key
 
 __all__ = [
@@ -57,6 +60,7 @@ class CloudFrontConfig:
     oac_key: Key | None
     clock: Callable[[], datetime]
     origin_read_timeout: float
+    restrictions: Restrictions
 
 
 CLOUDFRONT_CONFIG = web.AppKey("cloudfront_config", CloudFrontConfig)
@@ -76,10 +80,13 @@ def create_cloudfront_app(
     oac_key: Key | None = None,
     clock: Callable[[], datetime] | None = None,
     origin_read_timeout: float = ORIGIN_READ_TIMEOUT,
+    restrictions: Restrictions | None = None,
 ) -> web.Application:
     """An aiohttp app that forwards every request to ``origin_url`` (http://127.0.0.1:PORT).
 
-    ``oac_key_id`` and ``oac_key`` together turn on Origin Access Control signing. Serve it
+    ``oac_key_id`` and ``oac_key`` together turn on Origin Access Control signing;
+    ``restrictions`` are the requests it refuses with its own 403 page. Its own error pages are
+    dated by ``clock``; relayed replies keep the origin's Date. Serve it
     with ``web.AppRunner(app, auto_decompress=False)`` (as ``Emulator`` does) so a compressed
     body is forwarded as sent.
     """
@@ -94,6 +101,7 @@ def create_cloudfront_app(
         oac_key=oac_key,
         clock=clock or _utc_now,
         origin_read_timeout=origin_read_timeout,
+        restrictions=restrictions or Restrictions(),
     )
     app.cleanup_ctx.append(_origin_session)
     app.router.add_route("*", r"/{tail:[\s\S]*}", _handle)
@@ -127,9 +135,14 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         detail = "The viewer did not send the request body in time."
         return _error_page(request, 408, detail, request_id=request_id)
-    if request.method in ("GET", "HEAD") and body:
-        # CloudFront refuses a GET or HEAD that carries a body before it reaches the origin.
-        return _error_page(request, 403, "Bad request.", request_id=request_id)
+    refused = refusal(
+        config.restrictions,
+        method=request.method,
+        path=request.raw_path.partition("?")[0],
+        has_body=bool(body),
+    )
+    if refused is not None:
+        return _error_page(request, 403, refused, request_id=request_id)
 
     headers = origin_request_headers(
         request.headers,
@@ -195,6 +208,17 @@ async def _relay(
     return response
 
 
+# The lines CloudFront's error pages add under the reason.
+_TRY_LATER = (
+    "We can't connect to the server for this app or website at this time. There might be too "
+    "much traffic or a configuration error. Try again later, or contact the app or website owner."
+)
+_SEE_DOCS = (
+    "If you provide content to customers through CloudFront, you can find steps to troubleshoot "
+    "and help prevent this error by reviewing the CloudFront documentation."
+)
+
+
 def _error_page(request: web.Request, status: int, detail: str, *, request_id: str) -> web.Response:
     """An error CloudFront answers itself: HTML, Server: CloudFront, no x-amzn-ErrorType."""
     html = (
@@ -207,6 +231,9 @@ def _error_page(request: web.Request, status: int, detail: str, *, request_id: s
         "<H2>The request could not be satisfied.</H2>\n"
         '<HR noshade size="1px">\n'
         f"{detail}\n"
+        f"{_TRY_LATER}\n"
+        '<BR clear="all">\n'
+        f"{_SEE_DOCS}\n"
         '<BR clear="all">\n'
         '<HR noshade size="1px">\n'
         "<PRE>\n"
@@ -226,5 +253,6 @@ def _error_page(request: web.Request, status: int, detail: str, *, request_id: s
             "Via": via(),
             "X-Amz-Cf-Pop": POP,
             "X-Amz-Cf-Id": request_id,
+            "Date": http_date(request.app[CLOUDFRONT_CONFIG].clock()),
         },
     )

@@ -1,4 +1,8 @@
-"""A fake Lambda function URL (auth type AWS_IAM): reads the body and judges it like Lambda."""
+"""A fake Lambda function URL (auth type AWS_IAM): reads the body and judges it like Lambda.
+
+Its replies are dated by its clock, as AWS's carry AWS's time; identities listed in ``denied``
+sign validly but are refused, as Lambda refuses one its policies do not allow.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import collections
 import hashlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
+from proxy.emulator.dates import dated_by
 from proxy.emulator.echo import EchoedRequest, answer, lambda_error
 from proxy.emulator.judge import UNSIGNED_PAYLOAD_MESSAGE, judge
 from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, MotoIssuedKeys, check_sts_url
@@ -77,13 +82,14 @@ class SeenRequest:
 class FunctionConfig:
     """Everything the fake function needs to judge a request.
 
-    ``keys`` is the caller's mapping itself, read on every request, never a copy.
+    ``keys`` and ``denied`` are the caller's own objects, read on every request, never copies.
     """
 
     host: str
     region: str
     keys: Mapping[str, Key]
     clock: Callable[[], datetime]
+    denied: Container[str] = ()
 
 
 FUNCTION_CONFIG = web.AppKey("function_config", FunctionConfig)
@@ -108,13 +114,16 @@ def create_function_app(
     requests: collections.deque[SeenRequest] | None = None,
     sts_url: str | None = None,
     sts_timeout: float = STS_LOOKUP_TIMEOUT,
+    denied: Container[str] = (),
 ) -> web.Application:
     """An aiohttp app that behaves like a function URL; ``requests`` collects what it saw.
 
     ``keys`` is consulted live. An access key id it does not hold is looked up among the
     credentials the moto server at ``sts_url`` issued, when one is given, waiting at most
-    ``sts_timeout`` seconds. Serve it with ``web.AppRunner(app, auto_decompress=False)`` (as
-    ``Emulator`` does) so a compressed body is hashed as sent.
+    ``sts_timeout`` seconds. A valid signature by an access key id or role ARN in ``denied``
+    (consulted live; ``"*"`` denies everyone) gets AccessDeniedException. Serve it with
+    ``web.AppRunner(app, auto_decompress=False)`` (as ``Emulator`` does) so a compressed body
+    is hashed as sent.
     """
     host = function_host.lower()
     app = web.Application()  # the body cap is enforced while reading, as Lambda's 413
@@ -124,7 +133,9 @@ def create_function_app(
         region=region or region_from_host(host),
         keys=keys,
         clock=clock or _utc_now,
+        denied=denied,
     )
+    app.on_response_prepare.append(dated_by(app[FUNCTION_CONFIG].clock))
     app[SEEN_REQUESTS] = requests if requests is not None else collections.deque(maxlen=KEEP_SEEN)
     if checked_sts_url is not None:
         app.cleanup_ctx.append(_sts_session(sts_url=checked_sts_url, timeout=sts_timeout))
@@ -183,6 +194,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             keys=config.keys,
             issued=request.app.get(ISSUED_KEYS),
             clock=config.clock,
+            denied=config.denied,
         )
         verdict, role_arn = judgement.verdict, judgement.role_arn
     seen = SeenRequest(

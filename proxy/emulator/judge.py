@@ -1,13 +1,14 @@
 """Judge one received request as a function URL with AWS_IAM auth does: host, key, signature, body.
 
 The keys the function was given are checked first; a key id they do not hold is looked up
-among the credentials the local STS issued, when there is one.
+among the credentials the local STS issued, when there is one. A valid signature is then
+authorised: an identity in ``denied`` is refused as Lambda refuses one without permission.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,12 +22,19 @@ from proxy.emulator.verify import (
     verify_request,
 )
 
-__all__ = ["UNSIGNED_PAYLOAD_MESSAGE", "Judgement", "judge"]
+__all__ = ["DENIED_MESSAGE", "DENY_ALL", "UNSIGNED_PAYLOAD_MESSAGE", "Judgement", "judge"]
 
 UNSIGNED_PAYLOAD_MESSAGE = (
     "Lambda doesn't support unsigned payloads. "
     "Add the x-amz-content-sha256 header with the SHA-256 of the body."
 )
+# What a function URL answers a valid signature whose identity its policies do not allow.
+DENIED_MESSAGE = (
+    "Forbidden. For troubleshooting Function URL authorization issues, see: "
+    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+)
+# In ``denied``: every identity is refused (no policy allows anyone).
+DENY_ALL = "*"
 
 log = logging.getLogger("signing_proxy.emulator")
 
@@ -51,8 +59,13 @@ async def judge(
     keys: Mapping[str, Key],
     issued: MotoIssuedKeys | None,
     clock: Callable[[], datetime],
+    denied: Container[str] = (),
 ) -> Judgement:
-    """Decide one request; ``headers`` as received, ``target`` the raw ``/path?query``."""
+    """Decide one request; ``headers`` as received, ``target`` the raw ``/path?query``.
+
+    ``denied`` holds access key ids and role ARNs whose valid signatures are refused, or
+    DENY_ALL.
+    """
     received_host = _first(headers, "host") or ""
     if received_host.lower() != function_host:
         # A real function URL is only reachable under its own host; CloudFront must rewrite it.
@@ -106,7 +119,14 @@ async def judge(
             access_key_id=judgement.verdict.access_key_id,
         )
         return Judgement(verdict, role_arn=judgement.role_arn)
+    if judgement.verdict.ok and _denied(denied, key_id, judgement.role_arn):
+        verdict = _refuse(ACCESS_DENIED, DENIED_MESSAGE, access_key_id=key_id)
+        return Judgement(verdict, role_arn=judgement.role_arn)
     return judgement
+
+
+def _denied(denied: Container[str], key_id: str | None, role_arn: str | None) -> bool:
+    return any(who is not None and who in denied for who in (DENY_ALL, key_id, role_arn))
 
 
 def _refuse(error_type: str, message: str, *, access_key_id: str | None = None) -> Verdict:
