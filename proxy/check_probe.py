@@ -96,18 +96,12 @@ async def _send(
     if route.mode != "none":
         headers["x-amz-content-sha256"] = sigv4.EMPTY_SHA256  # as the proxy sends it (OAC needs it)
     if route.mode == "iam" and credentials is not None and route.signing is not None:
-        signing = route.signing
-        signature, sent = sigv4.sign_minimal(
+        signature, sent = route.signing.sign(
+            credentials,
             method=method,
             path=path,
             query=query,
             payload_hash=sigv4.EMPTY_SHA256,
-            host=signing.host,
-            region=signing.region,
-            service=signing.service,
-            access_key=credentials.access_key,
-            secret_key=credentials.secret_key,
-            token=credentials.token,
             amz_date=sigv4.format_amz_date(time.time()),
         )
         headers.update(sent)

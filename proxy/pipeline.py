@@ -331,17 +331,12 @@ def _sign(
     signing = route.signing
     assert signing is not None  # noqa: S101 - config guarantees a signing target for iam
     credentials = provider.snapshot(now, route=route.name)
-    signature, sent = sigv4.sign_minimal(
+    signature, sent = signing.sign(
+        credentials,
         method=method,
         path=found.path,
         query=found.query,
         payload_hash=body.sha256,
-        host=signing.host,
-        region=signing.region,
-        service=signing.service,
-        access_key=credentials.access_key,
-        secret_key=credentials.secret_key,
-        token=credentials.token,
         amz_date=sigv4.format_amz_date(now),
     )
     if not credentials.token:

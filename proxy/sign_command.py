@@ -60,17 +60,12 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
     credentials = await _credentials(sets, name)
     payload_hash = hashlib.sha256(request.body).hexdigest()
     amz_date = request.amz_date or sigv4.format_amz_date(time.time())
-    signature, sent = sigv4.sign_minimal(
+    signature, sent = signing.sign(
+        credentials,
         method=request.method,
         path=path,
         query=query,
         payload_hash=payload_hash,
-        host=signing.host,
-        region=signing.region,
-        service=signing.service,
-        access_key=credentials.access_key,
-        secret_key=credentials.secret_key,
-        token=credentials.token,
         amz_date=amz_date,
     )
     url = origin + path + (f"?{query}" if query else "")
