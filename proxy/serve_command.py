@@ -1,0 +1,131 @@
+"""`signing-proxy serve`: one process, a worker of several, or the supervisor of several;
+each runs until SIGTERM or Ctrl-C and reloads its config at each SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+from proxy import __version__
+from proxy.errors import ConfigError
+from proxy.server import describe_routes, listening_socket, running
+from proxy.settings import Address, Config
+from proxy.supervisor import SUPERVISOR_PID, Supervisor, metrics_directory, serve_admin
+
+log = logging.getLogger("signing_proxy")
+
+
+async def serve(
+    config: Config,
+    load: Callable[[], Config],
+    admin: Address | None,
+    stop: asyncio.Event,
+    *,
+    inspect: bool = False,
+) -> int:
+    async with running(config, admin=admin, load=load, inspect=inspect) as proxy:
+        _announce(config, proxy.url, proxy.admin_url, inspect=inspect)
+        await _until_stopped(stop, proxy.reload)
+        log.info("stopping: no new connections; finishing requests in flight")
+    return 0
+
+
+async def serve_worker(
+    config: Config, load: Callable[[], Config], fd: int, stop: asyncio.Event
+) -> int:
+    """One worker of serve --workers: the supervisor's socket, no admin listener, and an end
+    when the supervisor is gone (it would otherwise outlive a supervisor killed outright)."""
+    inherited = socket.socket(fileno=fd)
+    # Named by the supervisor: it may already be gone by the time this process looks.
+    parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
+    async with running(config, load=load, inherited=inherited) as proxy:
+        orphaned = asyncio.create_task(_orphaned(parent, stop), name="supervisor watch")
+        try:
+            await _until_stopped(stop, proxy.reload)
+        finally:
+            orphaned.cancel()
+            await asyncio.gather(orphaned, return_exceptions=True)
+    return 0
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    # Polled: no event tells a process its parent died (short of Linux's PR_SET_PDEATHSIG).
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    log.error("the supervisor (pid %d) is gone; stopping", parent)
+    stop.set()
+
+
+async def serve_workers(
+    config: Config,
+    load: Callable[[], Config],
+    admin: Address | None,
+    workers: int,
+    argv: list[str],
+    stop: asyncio.Event,
+) -> int:
+    admin_address = admin or config.admin
+    with metrics_directory():
+        listen = listening_socket(config.listen, key="listen")
+        listen.set_inheritable(True)
+        admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
+        supervisor = Supervisor(config=config, workers=workers, argv=argv, listen=listen, load=load)
+        await supervisor.start()
+        admin_runner = await serve_admin(supervisor, admin_sock) if admin_sock else None
+        host, port = listen.getsockname()[:2]
+        scheme = "https" if config.tls else "http"
+        admin_url = None
+        if admin_sock is not None:
+            admin_url = "http://{}:{}".format(*admin_sock.getsockname()[:2])
+        _announce(config, f"{scheme}://{host}:{port}", admin_url, workers=workers)
+        try:
+            await _until_stopped(stop, supervisor.reload)
+            log.info("stopping: draining %d workers", workers)
+        finally:
+            await supervisor.stop()
+            if admin_runner is not None:
+                await admin_runner.cleanup()
+            listen.close()
+    return 0
+
+
+def _announce(
+    config: Config, url: str, admin_url: str | None, *, workers: int = 1, inspect: bool = False
+) -> None:
+    suffix = f" ({workers} workers)" if workers > 1 else ""
+    print(f"signing-proxy {__version__} listening on {url}{suffix}")
+    for line in describe_routes(config):
+        print(line)
+    if admin_url:
+        print(f"admin on {admin_url}")
+        if inspect:
+            print(f"request inspector on {admin_url}/inspect")
+    sys.stdout.flush()
+
+
+async def _until_stopped(stop: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:
+    """Wait for SIGTERM or Ctrl-C, reloading at each SIGHUP meanwhile."""
+    hangups = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangups.set)
+    reloader = asyncio.create_task(_reload_on(hangups, reload), name="SIGHUP reloads")
+    try:
+        await stop.wait()
+    finally:
+        reloader.cancel()
+        await asyncio.gather(reloader, return_exceptions=True)
+
+
+async def _reload_on(hangups: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:
+    """Reload at each SIGHUP; an invalid config is logged and the running one kept."""
+    while True:
+        await hangups.wait()
+        hangups.clear()
+        try:
+            await reload()
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
