@@ -99,10 +99,15 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def _name(row: Row) -> str:
-    system = row["system"]
+    return f"{describe_system(row)} {row['workload']} c{row['concurrency']}"
+
+
+def describe_system(row: Row) -> str:
+    """``direct``, ``nginx``, ``go w2`` or ``proxy iam w1``: the system a row measured."""
+    system: str = row["system"]
     if system == "proxy":
-        system = f"proxy {row['mode']} w{row['workers']}"
-    return f"{system} {row['workload']} c{row['concurrency']}"
+        return f"proxy {row['mode']} w{row['workers']}"
+    return f"go w{row['workers']}" if system == "go" else system
 
 
 def write_json(path: Path, meta: dict[str, Any], rows: Sequence[Row]) -> None:

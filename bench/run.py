@@ -1,10 +1,12 @@
-"""The benchmark: this proxy against the upstream directly and against an nginx hop, one table.
+"""The benchmark: this proxy against the upstream directly, an nginx hop and the Go
+aws-sigv4-proxy, one table.
 
     .venv/bin/python bench/run.py [--quick] [--seconds S] [--json OUT] [--plot OUT.png]
 
 Starts, on 127.0.0.1 only, an origin (nginx when installed, else bench/upstream.py; streamed
-replies always come from bench/upstream.py), the nginx proxy hop when nginx is installed, and
-this proxy in modes none and iam with 1 and 2 workers, one after the other. Each workload runs
+replies always come from bench/upstream.py), the nginx proxy hop when nginx is installed, the
+Go aws-sigv4-proxy on 1 and 2 cores when it is installed, and this proxy in modes none and iam
+with 1 and 2 workers, one after the other. Each workload runs
 against each system for a bounded time with wrk when installed, else bench/load.py (streamed
 replies always with load.py, which measures time to first byte). Prints one table; see
 bench/README.md for what each column means.
@@ -42,7 +44,7 @@ from bench.processes import (
     reset_peak_rss,
     tree_cpu,
 )
-from bench.systems import BENCH, System, start_proxy, start_upstream
+from bench.systems import BENCH, System, go_binary, start_go_proxy, start_proxy, start_upstream
 
 MIB = 1024 * 1024
 OTHER_CPU_WARNING = 10.0  # percent of the machine used by programs outside the benchmark
@@ -70,6 +72,7 @@ WORKLOADS = (
     Workload("stream", "GET", "/stream?chunks=5&delay=10", 0, None, (1, 64), (1,), True),
 )
 PROXIES = tuple(System("proxy", mode, workers) for workers in (1, 2) for mode in ("none", "iam"))
+GO_PROXIES = (System("go", workers=1), System("go", workers=2))
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,20 @@ class Setup:
     origin_port: int
     stream_port: int
     hop_port: int | None
+    go: str | None
     log_level: str
     repeat: int
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started system: where to send load, and the process whose memory to measure (None for
+    the origin and nginx), for streamed replies and for everything else."""
+
+    port: int
+    child: Child | None
+    stream_port: int
+    stream_child: Child | None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     wrk_binary = wrk.binary() if args.loader != "builtin" else None
     if args.loader == "wrk" and wrk_binary is None:
         sys.exit("run.py: --loader wrk, but wrk is not on PATH")
+    go = go_binary(args.go_proxy)
+    if args.go_proxy and go is None:
+        sys.exit(f"run.py: --go-proxy {args.go_proxy}: no such program")
     seconds = args.seconds if args.seconds is not None else (2.0 if args.quick else 5.0)
     warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
     meta = {
@@ -106,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "origin": "nginx" if nginx_binary else "builtin",
         "loader": "wrk" if wrk_binary else "builtin",
+        "go_proxy": go,
         "seconds": seconds,
         "warmup": warmup,
         "repeat": args.repeat,
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "origin: {origin}, load: {loader} (streams: builtin), {seconds:g} s per run after "
         "{warmup:g} s warm-up, {cores} cores, Python {python}, proxy log level "
-        "{proxy_log_level}".format(**meta),
+        "{proxy_log_level}, Go proxy: {go_proxy}".format(**meta),
         file=sys.stderr,
     )
     with (
@@ -133,10 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             origin_port=origin_port,
             stream_port=stream_port,
             hop_port=hop_port,
+            go=go,
             log_level=args.proxy_log_level,
             repeat=args.repeat,
         )
-        systems = [System("direct"), *([System("nginx")] if hop_port else []), *PROXIES]
+        systems = [
+            System("direct"),
+            *([System("nginx")] if hop_port else []),
+            *(GO_PROXIES if go else ()),
+            *PROXIES,
+        ]
         chosen = [s for s in systems if not args.systems or s.label in args.systems.split(",")]
         workloads = [
             w for w in WORKLOADS if not args.workloads or w.name in args.workloads.split(",")
@@ -179,8 +204,11 @@ def _start_servers(
 
 def _measure_system(setup: Setup, system: System, workloads: list[Workload]) -> Iterator[Row]:
     """Start the system (for the proxy), run every workload through it, stop it."""
-    with _started(setup, system) as (port, child):
+    with _started(setup, system) as running:
         for workload in workloads:
+            stream = workload.name == "stream"
+            port = running.stream_port if stream else running.port
+            child = running.stream_child if stream else running.child
             levels = workload.quick_concurrency if setup.quick else workload.concurrency
             for concurrency in levels:
                 runs = [
@@ -191,12 +219,29 @@ def _measure_system(setup: Setup, system: System, workloads: list[Workload]) -> 
 
 
 @contextlib.contextmanager
-def _started(setup: Setup, system: System) -> Iterator[tuple[int, Child | None]]:
+def _started(setup: Setup, system: System) -> Iterator[Running]:
     if system.name == "direct":
-        yield setup.origin_port, None
+        yield Running(setup.origin_port, None, setup.stream_port, None)
     elif system.name == "nginx":
         assert setup.hop_port is not None
-        yield setup.hop_port, None
+        yield Running(setup.hop_port, None, setup.hop_port, None)
+    elif system.name == "go":
+        # It has one upstream and no routes: a second one for streamed replies.
+        assert setup.go is not None
+        with contextlib.ExitStack() as stack:
+            started = []
+            for name, upstream in (("", setup.origin_port), ("-stream", setup.stream_port)):
+                child, port = start_go_proxy(
+                    setup.directory,
+                    system,
+                    binary=setup.go,
+                    upstream_port=upstream,
+                    name=f"{system.label}{name}",
+                )
+                stack.callback(child.stop)
+                started.append((port, child))
+            (port, child), (stream_port, stream_child) = started
+            yield Running(port, child, stream_port, stream_child)
     else:
         child, port = start_proxy(
             setup.directory,
@@ -206,7 +251,7 @@ def _started(setup: Setup, system: System) -> Iterator[tuple[int, Child | None]]
             log_level=setup.log_level,
         )
         try:
-            yield port, child
+            yield Running(port, child, port, child)
         finally:
             child.stop()
 
@@ -221,8 +266,6 @@ def _measure(
     child: Child | None,
 ) -> Row:
     """One run: the loader against ``port``, and the proxy's peak RSS during it."""
-    if system.name == "direct" and workload.name == "stream":
-        port = setup.stream_port  # streams always come from the built-in upstream
     url = f"http://127.0.0.1:{port}{workload.path}"
     pids = process_tree(child.pid) if child else []
     reset_peak_rss(pids)
@@ -285,8 +328,7 @@ def _measure(
 
 
 def _describe(row: Row) -> str:
-    system = row["system"] if row["system"] != "proxy" else f"proxy {row['mode']} w{row['workers']}"
-    return f"{system:16} {row['workload']:10} c{row['concurrency']:<3}"
+    return f"{report.describe_system(row):16} {row['workload']:10} c{row['concurrency']:<3}"
 
 
 def _load(setup: Setup, workload: Workload, url: str, concurrency: int) -> dict[str, Any]:
@@ -365,7 +407,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--upstream", choices=["auto", "builtin", "nginx"], default="auto")
     parser.add_argument("--loader", choices=["auto", "builtin", "wrk"], default="auto")
     parser.add_argument(
-        "--systems", metavar="LIST", help="only these, e.g. direct,nginx,none-1,iam-1,none-2,iam-2"
+        "--systems",
+        metavar="LIST",
+        help="only these, e.g. direct,nginx,go-1,go-2,none-1,iam-1,none-2,iam-2",
+    )
+    parser.add_argument(
+        "--go-proxy",
+        metavar="PATH",
+        help="the Go aws-sigv4-proxy to compare with (default: aws-sigv4-proxy on PATH, if any)",
     )
     parser.add_argument(
         "--workloads", metavar="LIST", help="only these: get,post-1k,upload-5m,stream"

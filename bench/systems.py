@@ -1,14 +1,17 @@
-"""The processes the benchmark measures through: the built-in upstream and this proxy.
+"""The processes the benchmark measures through: the built-in upstream, this proxy, and the Go
+aws-sigv4-proxy when it is installed.
 
 (nginx, as origin and as the C proxy hop, is in ``bench/nginx.py``.) The proxy runs as users
 run it, ``python -m proxy serve --config FILE --workers N``, with made-up AWS keys and a
 temporary HOME so no real credentials are ever read; the upstream does not check signatures.
+The Go proxy runs as shipped, with the same keys, signing for the same host.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -17,7 +20,9 @@ from pathlib import Path
 from bench.processes import Child, free_port, port_open, wait_until
 
 BENCH = Path(__file__).resolve().parent
-FUNCTION_URL = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
+FUNCTION_HOST, REGION = "abc123xyz.lambda-url.eu-central-1.on.aws", "eu-central-1"
+FUNCTION_URL = f"https://{FUNCTION_HOST}"
+GO_PROXY = "aws-sigv4-proxy"
 # Made up: an assumed role's shape (key, secret and session token), so the proxy signs the
 # four headers it signs in production (host, x-amz-content-sha256, x-amz-date, token).
 FAKE_KEYS = {
@@ -29,7 +34,8 @@ FAKE_KEYS = {
 
 @dataclass(frozen=True)
 class System:
-    """One thing to send load to: ``direct`` (the origin), ``nginx`` (a C hop) or ``proxy``."""
+    """One thing to send load to: ``direct`` (the origin), ``nginx`` (a C hop), ``proxy``, or
+    ``go`` (the Go aws-sigv4-proxy; its ``workers`` is GOMAXPROCS, the cores it may use)."""
 
     name: str
     mode: str = "-"
@@ -37,7 +43,9 @@ class System:
 
     @property
     def label(self) -> str:
-        return self.name if self.name != "proxy" else f"{self.mode}-{self.workers}"
+        if self.name == "proxy":
+            return f"{self.mode}-{self.workers}"
+        return f"go-{self.workers}" if self.name == "go" else self.name
 
 
 def start_upstream(directory: Path) -> tuple[Child, int]:
@@ -99,6 +107,32 @@ def start_proxy(
         wait_until(lambda: _answers(f"http://127.0.0.1:{admin}/readyz"), timeout=30, what="ready")
         if not _answers(f"http://127.0.0.1:{port}/"):
             raise RuntimeError(f"a GET through {child.name} failed:\n{child.log_tail()}")
+    except BaseException:
+        child.stop()
+        raise
+    return child, port
+
+
+def go_binary(given: str | None) -> str | None:
+    """The Go aws-sigv4-proxy: ``given`` (a path or a name on PATH), else the one on PATH."""
+    return shutil.which(given or GO_PROXY)
+
+
+def start_go_proxy(
+    directory: Path, system: System, *, binary: str, upstream_port: int, name: str
+) -> tuple[Child, int]:
+    """The Go proxy in front of one upstream (it has no routes), signing for the function URL
+    as this proxy does; return once a GET through it answers 200."""
+    port = free_port()
+    command = [binary, "--port", f"127.0.0.1:{port}", "--host", f"127.0.0.1:{upstream_port}"]
+    command += ["--upstream-url-scheme", "http", "--sign-host", FUNCTION_HOST]
+    command += ["--name", "lambda", "--region", REGION]
+    env = proxy_env(directory / "home") | {"GOMAXPROCS": str(system.workers)}
+    child = Child(name, command, directory=directory, env=env)
+    try:
+        wait_until(lambda: port_open(port) or not child.running(), timeout=30, what=name)
+        if not _answers(f"http://127.0.0.1:{port}/"):
+            raise RuntimeError(f"a GET through {name} failed:\n{child.log_tail()}")
     except BaseException:
         child.stop()
         raise
