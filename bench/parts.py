@@ -1,0 +1,188 @@
+"""What each half of the proxy's hop costs alone: CPU time per small GET, in one process.
+
+    .venv/bin/python bench/parts.py [--seconds 5] [--connections 64]
+
+Measures, one after the other, against the same origin (nginx when installed, else
+bench/upstream.py), with keep-alive connections:
+
+- ``client``: the proxy's upstream client alone, an aiohttp ``ClientSession`` made by
+  ``proxy.upstream.client_session``, sending GETs with the four headers the proxy signs;
+- ``server``: a bare aiohttp server (the proxy's server settings, a handler that answers at
+  once) under bench/load.py;
+- ``hop``: the two together and nothing else, a bare aiohttp proxy: the server's handler
+  sends each request on with that client and streams the reply back as the proxy does
+  (no routing, checks, signing, retries, metrics or logs): the floor for an aiohttp proxy;
+- ``proxy``: the whole proxy, ``serve --workers 1`` in ``iam`` mode, under bench/load.py.
+
+For each it prints requests per second and CPU microseconds per request of the measured
+process (user + system, from /proc), so the share of a request's cost that a faster client or
+server could save is a measurement, not a guess. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from aiohttp import web
+
+from bench import nginx
+from bench.load import fast_loop_factory
+from bench.processes import Child, free_port, port_open, tree_cpu, wait_until
+from bench.systems import BENCH, System, start_proxy, start_upstream
+from proxy.headers import reply_headers
+from proxy.upstream import client_session
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SIGNED = {
+    "host": "abc123xyz.lambda-url.eu-central-1.on.aws",
+    "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "x-amz-date": "20261121T000000Z",
+    "authorization": "AWS4-HMAC-SHA256 Credential=ASIABENCHEXAMPLE0001/20261121/eu-central-1/"
+    "lambda/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="
+    + "0"
+    * 64,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per part")
+    parser.add_argument("--connections", type=int, default=64)
+    # The child processes of the server and hop parts.
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--forward-to", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _bare_server(args.serve, forward_to=args.forward_to)
+        return 0
+    with TemporaryDirectory(prefix="signing-proxy-parts-") as temp, contextlib.ExitStack() as stack:
+        directory = Path(temp)
+        upstream, stream_port = start_upstream(directory)
+        stack.callback(upstream.stop)
+        origin_port = stream_port
+        if binary := nginx.binary():
+            origin_port = free_port()
+            config = nginx.origin_config(directory / "nginx", port=origin_port)
+            origin = nginx.start(binary, "nginx", config, directory=directory, port=origin_port)
+            stack.callback(origin.stop)
+        print(f"origin: {'nginx' if binary else 'builtin'}, {args.connections} connections")
+        rate, cpu = _measure_client(origin_port, args.connections, args.seconds)
+        _print("client", rate, cpu)
+        for part, forward in (("server", []), ("hop", ["--forward-to", str(origin_port)])):
+            port = free_port()
+            command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
+            child = Child(part, [*command, *forward], directory=directory)
+            stack.callback(child.stop)
+            wait_until(lambda: port_open(port), timeout=15, what=part)  # noqa: B023
+            _print(part, *_measure_process(child.pid, port, args.connections, args.seconds))
+            child.stop()
+        proxy, port = start_proxy(
+            directory,
+            System("proxy", "iam", 1),
+            origin_port=origin_port,
+            stream_port=stream_port,
+            log_level="warning",
+        )
+        stack.callback(proxy.stop)
+        _print("proxy", *_measure_process(proxy.pid, port, args.connections, args.seconds))
+    return 0
+
+
+def _print(part: str, rate: float, cpu_us: float) -> None:
+    print(f"{part:8} {rate:>10,.0f} req/s  {cpu_us:7.1f} µs CPU per request")
+
+
+def _measure_client(port: int, connections: int, seconds: float) -> tuple[float, float]:
+    """The proxy's ClientSession in this process: its rate and this process's CPU per request."""
+
+    async def run() -> tuple[float, float]:
+        url = f"http://127.0.0.1:{port}/"
+        async with client_session(ssl.create_default_context()) as session:
+
+            async def connection(until: float) -> int:
+                done = 0
+                while time.monotonic() < until:
+                    async with session.get(url, headers=SIGNED) as reply:
+                        await reply.read()
+                    done += 1
+                return done
+
+            await asyncio.gather(*(connection(time.monotonic() + 1.0) for _ in range(connections)))
+            cpu, start = time.process_time(), time.monotonic()
+            counts = await asyncio.gather(
+                *(connection(start + seconds) for _ in range(connections))
+            )
+            elapsed, cpu = time.monotonic() - start, time.process_time() - cpu
+        return sum(counts) / elapsed, cpu / sum(counts) * 1e6
+
+    with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+        return runner.run(run())
+
+
+def _measure_process(pid: int, port: int, connections: int, seconds: float) -> tuple[float, float]:
+    """bench/load.py against ``port``; the rate, and ``pid``'s CPU per request meanwhile."""
+    command = [sys.executable, str(BENCH / "load.py"), "--url", f"http://127.0.0.1:{port}/"]
+    command += ["--connections", str(connections), "--seconds", str(seconds), "--warmup", "1"]
+    load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    time.sleep(1.0)  # the warm-up: not counted
+    before = tree_cpu(pid)
+    out, _ = load.communicate(timeout=seconds + 30)
+    after = tree_cpu(pid)  # includes the last moments after the window: a slight overcount
+    found = json.loads(out)
+    return found["req_per_s"], (after - before) / TICKS / found["requests"] * 1e6
+
+
+def _bare_server(port: int, *, forward_to: int | None) -> None:
+    """An aiohttp server with the proxy's settings and a handler that answers at once, or
+    that forwards to ``forward_to`` with the proxy's client and streams the reply back."""
+    session = web.AppKey("session", aiohttp.ClientSession)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if forward_to is None:
+            return web.Response(body=b'{"ok":true}\n', content_type="application/json")
+        url = f"http://127.0.0.1:{forward_to}{request.raw_path}"
+        async with request.app[session].get(url, headers=SIGNED) as upstream:
+            out = web.StreamResponse(status=upstream.status)
+            out.headers.extend(reply_headers(upstream.headers))
+            await out.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+
+    async def pooled(app: web.Application) -> AsyncIterator[None]:
+        async with client_session(ssl.create_default_context()) as app[session]:
+            yield
+
+    app = web.Application()
+    app.cleanup_ctx.append(pooled)
+    app.router.add_route("*", "/{tail:.*}", answer)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        handler_cancellation=True,
+        auto_decompress=False,
+        print=None,
+        loop=(fast_loop_factory() or asyncio.new_event_loop)(),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
