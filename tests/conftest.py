@@ -1,17 +1,21 @@
-"""Fixtures shared by the tests: no real AWS credentials, a local STS (moto), the emulator."""
+"""Fixtures shared by the tests: no real AWS credentials, a local STS (moto), the emulator,
+an upstream that holds requests in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from moto.server import ThreadedMotoServer
+from pytest_aiohttp import AiohttpServer
 
 from proxy.emulator import Emulator
-from tests.stack import KEY, KEY_ID
+from tests.stack import KEY, KEY_ID, HeldUpstream, StartHeld
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +64,26 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         auto_decompress=False, timeout=aiohttp.ClientTimeout(total=30)
     ) as session:
         yield session
+
+
+HOLD_GUARD = 30.0  # upper bound against a hung test, never a measurement
+
+
+@pytest.fixture
+def held_upstream(aiohttp_server: AiohttpServer) -> StartHeld:
+    """Start a ``HeldUpstream`` on 127.0.0.1 that answers ``text`` once released."""
+
+    async def start(text: str) -> HeldUpstream:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(request: web.Request) -> web.Response:
+            entered.set()
+            await asyncio.wait_for(release.wait(), HOLD_GUARD)
+            return web.Response(text=text)
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", slow)
+        server = await aiohttp_server(app)
+        return HeldUpstream(str(server.make_url("")), entered, release)
+
+    return start

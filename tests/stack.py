@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,16 @@ KEY = Key("test/secret+key")
 FUNCTION_URL = f"https://{DEFAULT_FUNCTION_HOST}"
 RAW_TIMEOUT = 10.0  # a guard against a hung test, not a measurement
 FIXED_KEYS: Mapping[str, Fetch] = {"default": static_fetch(KEY_ID, KEY.secret_access_key)}
+StartHeld = Callable[[str], Awaitable["HeldUpstream"]]  # the held_upstream fixture
+
+
+@dataclass(frozen=True)
+class HeldUpstream:
+    """An upstream that holds every GET until ``release`` is set; ``entered`` tells one came."""
+
+    url: str
+    entered: asyncio.Event
+    release: asyncio.Event
 
 
 def route(upstream: str, **fields: Any) -> dict[str, Any]:

@@ -15,14 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from pytest_aiohttp import AiohttpServer
 
 from proxy.config import load_config, parse_config
 from proxy.credentials import Credentials
 from proxy.emulator import Emulator
 from proxy.server import Running, running
-from tests.stack import FIXED_KEYS, route
+from tests.stack import FIXED_KEYS, StartHeld, route
 
 GUARD = 30.0
 
@@ -75,29 +73,20 @@ async def test_not_ready_while_credentials_cannot_resolve(
 
 
 async def test_not_ready_while_draining(
-    aiohttp_server: AiohttpServer, client: aiohttp.ClientSession
+    held_upstream: StartHeld, client: aiohttp.ClientSession
 ) -> None:
     """During the drain /readyz answers 503 while a request in flight still completes."""
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        entered.set()
-        await asyncio.wait_for(release.wait(), GUARD)
-        return web.Response(text="finished")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
-    upstream = await aiohttp_server(app)
+    upstream = await held_upstream("finished")
     readiness: list[int] = []
 
     async def drain_and_probe(proxy: Running) -> None:
-        await asyncio.wait_for(entered.wait(), GUARD)
+        await asyncio.wait_for(upstream.entered.wait(), GUARD)
         proxy.state.draining = True  # what leaving running() sets first
         async with client.get(f"{proxy.admin_url}/readyz") as ready:
             readiness.append(ready.status)
-        release.set()
+        upstream.release.set()
 
-    async with _admin_proxy(route(str(upstream.make_url("")), mode="none")) as proxy:
+    async with _admin_proxy(route(upstream.url, mode="none")) as proxy:
         probe = asyncio.create_task(drain_and_probe(proxy))
         async with client.get(f"{proxy.url}/slow") as response:
             text = await response.text()
@@ -231,29 +220,20 @@ async def test_reload_swaps_routes_and_refuses_an_invalid_config(
 
 
 async def test_reload_keeps_in_flight_requests_on_their_generation(
-    tmp_path: Path, aiohttp_server: AiohttpServer, client: aiohttp.ClientSession
+    tmp_path: Path, held_upstream: StartHeld, client: aiohttp.ClientSession
 ) -> None:
     """A request in flight during a reload finishes normally, on the config it started with."""
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        entered.set()
-        await asyncio.wait_for(release.wait(), GUARD)
-        return web.Response(text="old route")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
-    upstream = await aiohttp_server(app)
+    upstream = await held_upstream("old route")
     path = tmp_path / "config.yaml"
-    old = {"listen": "127.0.0.1:0", "routes": [route(str(upstream.make_url("")), mode="none")]}
+    old = {"listen": "127.0.0.1:0", "routes": [route(upstream.url, mode="none")]}
     new = {"listen": "127.0.0.1:0", "routes": [route("http://127.0.0.1:9", mode="none", name="n")]}
     path.write_text(json.dumps(old))
     async with running(load_config(path), load=lambda: load_config(path)) as proxy:
         pending = asyncio.create_task(client.get(f"{proxy.url}/x"))
-        await asyncio.wait_for(entered.wait(), GUARD)
+        await asyncio.wait_for(upstream.entered.wait(), GUARD)
         path.write_text(json.dumps(new))
         await proxy.reload()
-        release.set()
+        upstream.release.set()
         async with await pending as response:
             assert (response.status, await response.text()) == (200, "old route")
         assert [r.name for r in proxy.state.current.config.routes] == ["n"]

@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.config import parse_config
 from proxy.emulator import Emulator
 from proxy.server import running
-from tests.stack import FIXED_KEYS, KEY, proxy, route
+from tests.stack import FIXED_KEYS, KEY, StartHeld, proxy, route
 from tests.webhooks import PRESETS, SECRET, WRONG, Preset
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement
@@ -216,26 +216,17 @@ async def test_rate_limit_answers_429_with_retry_after(
 
 
 async def test_max_concurrent_answers_503_while_full(
-    aiohttp_server: AiohttpServer, client: aiohttp.ClientSession
+    held_upstream: StartHeld, client: aiohttp.ClientSession
 ) -> None:
     """With max_concurrent 1, a second request while one is in flight gets 503 route_busy."""
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        entered.set()
-        await asyncio.wait_for(release.wait(), GUARD)
-        return web.Response(text="done")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
-    server = await aiohttp_server(app)
-    routes = route(str(server.make_url("")), mode="none", max_concurrent=1)
+    upstream = await held_upstream("done")
+    routes = route(upstream.url, mode="none", max_concurrent=1)
     async with proxy(routes) as running_proxy:
         first = asyncio.create_task(client.get(f"{running_proxy.url}/slow"))
-        await asyncio.wait_for(entered.wait(), GUARD)
+        await asyncio.wait_for(upstream.entered.wait(), GUARD)
         async with client.get(f"{running_proxy.url}/other") as busy:
             body = await busy.json()
-        release.set()
+        upstream.release.set()
         async with await first as done:
             assert done.status == 200
         async with client.get(f"{running_proxy.url}/again") as after:
