@@ -5,13 +5,16 @@
 Measures, one after the other, against the same origin (nginx when installed, else
 bench/upstream.py), with keep-alive connections:
 
-- ``client``: the proxy's upstream client alone, an aiohttp ``ClientSession`` made by
-  ``proxy.upstream.client_session``, sending GETs with the four headers the proxy signs;
+- ``aiohttp-client``: aiohttp's ``ClientSession`` alone (tuned as the proxy once used it: no
+  cookies, no auto headers, no decompression), sending GETs with the three headers the proxy
+  signs: what the proxy's upstream client was until ``proxy/http_client.py`` replaced it;
+- ``client``: the proxy's upstream client alone, a ``proxy.http_client.Pool``, sending the
+  same GETs;
 - ``server``: a bare aiohttp server (the proxy's server settings, a handler that answers at
   once) under bench/load.py;
-- ``hop``: the two together and nothing else, a bare aiohttp proxy: the server's handler
-  sends each request on with that client and streams the reply back as the proxy does
-  (no routing, checks, signing, retries, metrics or logs): the floor for an aiohttp proxy;
+- ``hop``: server and client together and nothing else: the server's handler sends each
+  request on with the proxy's client and streams the reply back as the proxy does (no
+  routing, checks, signing, retries, metrics or logs): the floor for this proxy;
 - ``proxy``: the whole proxy, ``serve --workers 1`` in ``iam`` mode, under bench/load.py.
 
 For each it prints requests per second and CPU microseconds per request of the measured
@@ -30,26 +33,26 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp
 from aiohttp import web
 
 from bench import nginx
 from bench.load import fast_loop_factory
 from bench.processes import Child, free_port, port_open, tree_cpu, wait_until
 from bench.systems import BENCH, System, start_proxy, start_upstream
+from proxy.check_probe import client_session
 from proxy.headers import reply_headers
-from proxy.upstream import client_session
+from proxy.http_client import Pool
+from proxy.settings import Upstream
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SIGNED = {
-    "host": "abc123xyz.lambda-url.eu-central-1.on.aws",
     "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "x-amz-date": "20261121T000000Z",
     "authorization": "AWS4-HMAC-SHA256 Credential=ASIABENCHEXAMPLE0001/20261121/eu-central-1/"
@@ -81,8 +84,8 @@ def main() -> int:
             origin = nginx.start(binary, "nginx", config, directory=directory, port=origin_port)
             stack.callback(origin.stop)
         print(f"origin: {'nginx' if binary else 'builtin'}, {args.connections} connections")
-        rate, cpu = _measure_client(origin_port, args.connections, args.seconds)
-        _print("client", rate, cpu)
+        for part, send in (("aiohttp-client", _aiohttp_sender), ("client", _pool_sender)):
+            _print(part, *_measure_client(send, origin_port, args.connections, args.seconds))
         for part, forward in (("server", []), ("hop", ["--forward-to", str(origin_port)])):
             port = free_port()
             command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
@@ -104,21 +107,56 @@ def main() -> int:
 
 
 def _print(part: str, rate: float, cpu_us: float) -> None:
-    print(f"{part:8} {rate:>10,.0f} req/s  {cpu_us:7.1f} µs CPU per request")
+    print(f"{part:15} {rate:>10,.0f} req/s  {cpu_us:7.1f} µs CPU per request")
 
 
-def _measure_client(port: int, connections: int, seconds: float) -> tuple[float, float]:
-    """The proxy's ClientSession in this process: its rate and this process's CPU per request."""
+Send = Callable[[], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def _aiohttp_sender(port: int) -> AsyncIterator[Send]:
+    url = f"http://127.0.0.1:{port}/"
+    async with client_session(ssl.create_default_context()) as session:
+
+        async def send() -> None:
+            async with session.get(url, headers=SIGNED) as reply:
+                await reply.read()
+
+        yield send
+
+
+@contextlib.asynccontextmanager
+async def _pool_sender(port: int) -> AsyncIterator[Send]:
+    pool, origin = Pool(ssl.create_default_context()), Upstream("http", "127.0.0.1", port)
+    headers = list(SIGNED.items())
+
+    async def send() -> None:
+        reply = await pool.request(origin, "GET", "/", headers)
+        while await reply.read_chunk():
+            pass
+        reply.release()
+
+    try:
+        yield send
+    finally:
+        await pool.close()
+
+
+def _measure_client(
+    sender: Callable[[int], contextlib.AbstractAsyncContextManager[Send]],
+    port: int,
+    connections: int,
+    seconds: float,
+) -> tuple[float, float]:
+    """A client in this process: its rate and this process's CPU per request."""
 
     async def run() -> tuple[float, float]:
-        url = f"http://127.0.0.1:{port}/"
-        async with client_session(ssl.create_default_context()) as session:
+        async with sender(port) as send:
 
             async def connection(until: float) -> int:
                 done = 0
                 while time.monotonic() < until:
-                    async with session.get(url, headers=SIGNED) as reply:
-                        await reply.read()
+                    await send()
                     done += 1
                 return done
 
@@ -150,24 +188,31 @@ def _measure_process(pid: int, port: int, connections: int, seconds: float) -> t
 def _bare_server(port: int, *, forward_to: int | None) -> None:
     """An aiohttp server with the proxy's settings and a handler that answers at once, or
     that forwards to ``forward_to`` with the proxy's client and streams the reply back."""
-    session = web.AppKey("session", aiohttp.ClientSession)
+    pool_key = web.AppKey("pool", Pool)
+    origin = Upstream("http", "127.0.0.1", forward_to or 0)
+    headers = list(SIGNED.items())
 
     async def answer(request: web.Request) -> web.StreamResponse:
         if forward_to is None:
             return web.Response(body=b'{"ok":true}\n', content_type="application/json")
-        url = f"http://127.0.0.1:{forward_to}{request.raw_path}"
-        async with request.app[session].get(url, headers=SIGNED) as upstream:
-            out = web.StreamResponse(status=upstream.status)
-            out.headers.extend(reply_headers(upstream.headers))
+        upstream = await request.app[pool_key].request(origin, "GET", request.raw_path, headers)
+        try:
+            kept = reply_headers(upstream.headers)
+            if upstream.complete:  # as the proxy does: the whole reply in one write
+                return web.Response(status=upstream.status, headers=kept, body=upstream.buffered())
+            out = web.StreamResponse(status=upstream.status, headers=kept)
             await out.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            while chunk := await upstream.read_chunk():
                 await out.write(chunk)
             await out.write_eof()
             return out
+        finally:
+            upstream.release()
 
     async def pooled(app: web.Application) -> AsyncIterator[None]:
-        async with client_session(ssl.create_default_context()) as app[session]:
-            yield
+        app[pool_key] = Pool(ssl.create_default_context())
+        yield
+        await app[pool_key].close()
 
     app = web.Application()
     app.cleanup_ctx.append(pooled)

@@ -112,6 +112,17 @@ async def read_body(
     return Body(size=size, sha256=digest.hexdigest(), memory=b"".join(parts), file=spool)
 
 
+def received_body(
+    data: bytes, *, limit: int, route: str, observe: Callable[[bytes], None] | None = None
+) -> Body:
+    """A small body that had all arrived with its headers: nothing to wait for or spool."""
+    if len(data) > limit:
+        raise too_large(limit, route)
+    if observe is not None:
+        observe(data)
+    return Body(size=len(data), sha256=hashlib.sha256(data).hexdigest(), memory=data, file=None)
+
+
 def too_large(limit: int, route: str) -> BodyTooLargeError:
     """The 413 for a body over ``limit``."""
     return BodyTooLargeError(

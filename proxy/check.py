@@ -17,12 +17,11 @@ import aiohttp
 from proxy.check_access import Signer
 from proxy.check_identity import ResolvedSet, refresh_advice, resolve_sets
 from proxy.check_network import check_upstream
-from proxy.check_probe import ProbeFailed, send_probe
+from proxy.check_probe import ProbeFailed, client_session, send_probe
 from proxy.check_report import Finding, Mark, Report
 from proxy.check_verdicts import verdict
 from proxy.settings import Config, Route, Upstream
 from proxy.tls import client_context
-from proxy.upstream import client_session
 
 _Origin = tuple[str, str, int]  # scheme, host, port: one connection target
 

@@ -4,11 +4,13 @@ it (signed as the route signs, for mode iam) and keep what the reply says about 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import aiohttp
+from aiohttp import hdrs
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -17,6 +19,24 @@ from proxy.credentials import Credentials
 from proxy.headers import request_headers
 from proxy.settings import Route
 from proxy.upstream import ERROR_BODY_LIMIT, forward_proxy
+
+# The probe adds no headers of its own (a User-Agent or Accept-Encoding would change what the
+# origin sees and answers).
+_SKIP_AUTO_HEADERS = frozenset(
+    {hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE}
+)
+
+
+def client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
+    """The session probes go through: no cookies, no decompression, no redirects."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ssl_context),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=_SKIP_AUTO_HEADERS,
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
 
 # Refusals that come before the function runs; a HEAD refused with one of these is asked
 # again as GET, whose reply carries AWS's message (a reply to HEAD has no body).

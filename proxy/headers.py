@@ -57,17 +57,17 @@ def request_headers(
     return out
 
 
-def reply_headers(upstream: MultiMapping[str]) -> CIMultiDict[str]:
-    """The upstream's reply headers as the client gets them: hop-by-hop ones removed."""
+def reply_headers(upstream: MultiMapping[str]) -> list[tuple[str, str]]:
+    """The upstream's reply headers as the client gets them, in order: hop-by-hop ones
+    removed."""
     dropped = HOP_BY_HOP
     if "Connection" in upstream:
         dropped = dropped | _connection_named(upstream.getall("Connection", ()))
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        lower = name.lower()
-        if lower not in dropped and not lower.startswith("proxy-"):
-            out.add(name, value)
-    return out
+    return [
+        (name, value)
+        for name, value in upstream.items()
+        if (lower := name.lower()) not in dropped and not lower.startswith("proxy-")
+    ]
 
 
 def _connection_named(values: Iterable[str]) -> frozenset[str]:

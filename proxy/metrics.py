@@ -7,7 +7,9 @@ serves /metrics, adds them up; with one process the values live in this process'
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -136,6 +138,16 @@ class Metrics:
             child(self.cut_replies, route, cut).inc()
         if signing_failure is not None:
             child(self.signing_failures, route, signing_failure).inc()
+
+    @contextlib.contextmanager
+    def in_flight_on(self, route: str) -> Iterator[None]:
+        """Counts a request in flight on ``route`` while it is handled."""
+        gauge = self._child(self.in_flight, route)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # labels() takes a lock and builds keys on every call; on the request path the same

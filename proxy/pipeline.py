@@ -14,12 +14,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy import routing, sigv4
-from proxy.body import Body, read_body, too_large
+from proxy.body import MEMORY_LIMIT, Body, read_body, received_body, too_large
 from proxy.clock import refused_for_time
 from proxy.credentials import CredentialProvider, Credentials, mask
 from proxy.diagnosis import explain_403, message_of
 from proxy.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import request_headers
+from proxy.http_client import Reply
 from proxy.inbound import InboundCheck
 from proxy.retries import RetryPolicy
 from proxy.settings import Route
@@ -74,8 +75,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route = found.route
     outcome.route, outcome.path = route.name, found.path
     guard = generation.guards[route.name]
-    in_flight = state.metrics.in_flight.labels(route.name)
-    with in_flight.track_inprogress(), guard.admission.admit(time.monotonic()):
+    with state.metrics.in_flight_on(route.name), guard.admission.admit(time.monotonic()):
         body_check = None
         # A replay from the inspector (loopback admin port, secret token) was checked when
         # it first came; its webhook delivery id would now look like a replay attack.
@@ -125,8 +125,8 @@ async def _forward(
         # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
         headers["x-amz-content-sha256"] = body.sha256
     provider = generation.providers[route.credentials] if route.mode == "iam" else None
-    url = route.upstream.origin + found.path + (f"?{found.query}" if found.query else "")
-    outcome.upstream_url, outcome.sent_headers = url, headers
+    target = found.path + (f"?{found.query}" if found.query else "")
+    outcome.upstream_url, outcome.sent_headers = route.upstream.origin + target, headers
     loop = asyncio.get_running_loop()
     total = route.timeouts.total
     deadline = None if total is None else loop.time() + total
@@ -140,7 +140,7 @@ async def _forward(
             used, outcome.signature = _sign(
                 request.method, found, headers, body, provider, now=clock.now()
             )
-        attempt = _Attempt(request, route, url, headers, body, deadline)
+        attempt = _Attempt(request, route, target, headers, body, deadline)
         step = await attempt.run(
             policy,
             refresh=used is not None and may_refresh,
@@ -183,7 +183,7 @@ class _Attempt:
 
     request: web.Request
     route: Route
-    url: str
+    target: str  # path and query, as signed
     headers: CIMultiDict[str]
     body: Body
     deadline: float | None
@@ -191,53 +191,19 @@ class _Attempt:
     async def run(
         self, policy: RetryPolicy, *, refresh: bool, fix_clock: bool
     ) -> Relayed | float | _Again:
-        route, outcome = self.route, self.request[OUTCOME]
+        route = self.route
         loop = asyncio.get_running_loop()
         sent = time.monotonic()
         try:
-            async with exchange(
-                self.request.app[POOLS].session(route),
+            upstream = await exchange(
+                self.request.app[POOLS].pool(route),
                 route=route,
                 method=self.request.method,
-                url=self.url,
+                target=self.target,
                 headers=self.headers,
                 body=self.body,
                 deadline=self.deadline,
-            ) as upstream:
-                outcome.upstream_seconds = time.monotonic() - sent
-                outcome.upstream_status = upstream.status
-                outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
-                error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
-                if refresh and _rejects_credentials(upstream.status, error_type):
-                    return _REFRESH
-                error_body = None
-                clock = self.request.app[STATE].clock
-                # The first reply tells whether this clock is off; a 403 may say AWS minds.
-                if not clock.checked or upstream.status == 403:
-                    skew = clock.observe(upstream.headers.get("Date"), local=time.time())
-                    if fix_clock and skew is not None and upstream.status == 403:
-                        error_body = await read_error_body(
-                            upstream, route=route, deadline=self.deadline
-                        )
-                        if refused_for_time(error_type, message_of(error_body)):
-                            clock.correct(skew)
-                            return _CLOCK
-                wait = policy.after_status(
-                    upstream.status, upstream.headers.get("Retry-After"), now=loop.time()
-                )
-                if wait is None or _past(self.deadline, loop.time() + wait):
-                    return await _relay(
-                        self.request, upstream, route, self.deadline, error_type, error_body
-                    )
-                log.warning(
-                    "route %s: upstream answered %d; trying again in %.2fs (attempt %d of %d)",
-                    route.name,
-                    upstream.status,
-                    wait,
-                    policy.attempts,
-                    route.retries.attempts,
-                )
-                return wait
+            )
         except (UpstreamUnreachableError, UpstreamTimeoutError) as exc:
             # Only a connection never made is safe to try again whatever the method.
             wait = policy.after_connect_failure(now=loop.time()) if exc.nothing_sent else None
@@ -245,11 +211,52 @@ class _Attempt:
                 raise
             log.warning("route %s: %s; trying again in %.2fs", route.name, exc.message, wait)
             return wait
+        try:
+            self.request[OUTCOME].upstream_seconds = time.monotonic() - sent
+            return await self._answered(upstream, policy, refresh=refresh, fix_clock=fix_clock)
+        finally:
+            upstream.release()
+
+    async def _answered(
+        self, upstream: Reply, policy: RetryPolicy, *, refresh: bool, fix_clock: bool
+    ) -> Relayed | float | _Again:
+        """What to do with the upstream's reply: relay it, or try again (and when)."""
+        route, outcome = self.route, self.request[OUTCOME]
+        outcome.upstream_status = upstream.status
+        outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
+        error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
+        if refresh and _rejects_credentials(upstream.status, error_type):
+            return _REFRESH
+        error_body = None
+        clock = self.request.app[STATE].clock
+        # The first reply tells whether this clock is off; a 403 may say AWS minds.
+        if not clock.checked or upstream.status == 403:
+            skew = clock.observe(upstream.headers.get("Date"), local=time.time())
+            if fix_clock and skew is not None and upstream.status == 403:
+                error_body = await read_error_body(upstream, route=route, deadline=self.deadline)
+                if refused_for_time(error_type, message_of(error_body)):
+                    clock.correct(skew)
+                    return _CLOCK
+        now = asyncio.get_running_loop().time()
+        wait = policy.after_status(upstream.status, upstream.headers.get("Retry-After"), now=now)
+        if wait is None or _past(self.deadline, now + wait):
+            return await _relay(
+                self.request, upstream, route, self.deadline, error_type, error_body
+            )
+        log.warning(
+            "route %s: upstream answered %d; trying again in %.2fs (attempt %d of %d)",
+            route.name,
+            upstream.status,
+            wait,
+            policy.attempts,
+            route.retries.attempts,
+        )
+        return wait
 
 
 async def _relay(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: Reply,
     route: Route,
     deadline: float | None,
     error_type: str | None,
@@ -306,6 +313,11 @@ async def _read_body(
     ):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # an interim reply: the real one has not started
+    elif declared is not None and declared <= MEMORY_LIMIT and request.content.is_eof():
+        # The whole body came with the headers (most small requests): take it as it is.
+        return received_body(
+            request.content.read_nowait(), limit=route.max_body, route=route.name, observe=observe
+        )
     return await read_body(
         request.content.iter_any(),
         limit=route.max_body,

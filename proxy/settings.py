@@ -83,18 +83,17 @@ class Upstream:
     host: str
     port: int
     base_path: str = ""
+    # Derived once here, not on every request: the Host header the upstream receives, and
+    # ``scheme://host[:port]`` (the port only when it is not the scheme's default).
+    host_header: str = field(init=False, compare=False)
+    origin: str = field(init=False, compare=False)
 
-    @property
-    def origin(self) -> str:
-        """``scheme://host[:port]``, the port only when it is not the scheme's default."""
-        return f"{self.scheme}://{self.host_header}"
-
-    @property
-    def host_header(self) -> str:
-        """The Host header the upstream receives."""
+    def __post_init__(self) -> None:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
+        host_header = host if self.port == default else f"{host}:{self.port}"
+        object.__setattr__(self, "host_header", host_header)
+        object.__setattr__(self, "origin", f"{self.scheme}://{host_header}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,55 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import ssl
-import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import hdrs, web
-from aiohttp.abc import AbstractStreamWriter
+from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
+from proxy import http_client
 from proxy.body import Body
 from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.headers import reply_headers
-from proxy.settings import Route, Timeouts
+from proxy.http_client import ClientError, Content, ForwardProxy, Reply, Streamed
+from proxy.settings import Route, Upstream
 
 log = logging.getLogger("signing_proxy.upstream")
 
-# The proxy forwards the client's headers and adds none of its own (a User-Agent or
-# Accept-Encoding of aiohttp's would change what the origin sees and answers).
-_SKIP_AUTO_HEADERS = frozenset(
-    {hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE}
-)
 # Error replies are small JSON; read at most this much of one to explain it in the log.
 ERROR_BODY_LIMIT = 64 * 1024
-
-
-def client_session(ssl_context: ssl.SSLContext, *, limit: int = 0) -> aiohttp.ClientSession:
-    """A pooled session (at most ``limit`` connections, 0: no limit): no cookies, no
-    decompression, no redirects."""
-    connector = aiohttp.TCPConnector(
-        limit=limit,
-        ttl_dns_cache=10,
-        ssl=ssl_context,
-        # Works around TLS transports left open by aborts, fixed in Python 3.12.7 (aiohttp
-        # warns when asked for it there).
-        enable_cleanup_closed=sys.version_info < (3, 12, 7),
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=_SKIP_AUTO_HEADERS,
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
 
 
 class Pools:
@@ -60,102 +32,76 @@ class Pools:
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl = ssl_context
-        self.shared = client_session(ssl_context)
+        self.shared = http_client.Pool(ssl_context)
         # Made on a route's first request. One whose route a reload changed stays until
         # shutdown: closing it would cut the requests still using it.
-        self._own: dict[tuple[str, int], aiohttp.ClientSession] = {}
+        self._own: dict[tuple[str, int], http_client.Pool] = {}
 
-    def session(self, route: Route) -> aiohttp.ClientSession:
+    def pool(self, route: Route) -> http_client.Pool:
         """The pool ``route`` sends through."""
         if route.max_connections is None:
             return self.shared
         key = (route.name, route.max_connections)
-        session = self._own.get(key)
-        if session is None:
-            session = self._own[key] = client_session(self._ssl, limit=route.max_connections)
-        return session
+        pool = self._own.get(key)
+        if pool is None:
+            pool = self._own[key] = http_client.Pool(self._ssl, limit=route.max_connections)
+        return pool
 
     async def close(self) -> None:
-        for session in (self.shared, *self._own.values()):
-            await session.close()
+        for pool in (self.shared, *self._own.values()):
+            await pool.close()
 
 
-class SpooledPayload(aiohttp.payload.Payload):
-    """A spooled body sent with its Content-Length; disk reads happen on a worker thread."""
-
-    def __init__(self, body: Body) -> None:
-        super().__init__(body, content_type=None)
-        self._size = body.size
-        self._body = body
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return "".join(chunk.decode(encoding, errors) for chunk in self._body.chunks())
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(
-        self, writer: AbstractStreamWriter, content_length: int | None
-    ) -> None:
-        chunks = self._body.chunks()
-        while chunk := await asyncio.to_thread(next, chunks, b""):
-            await writer.write(chunk)
-
-
-def payload(body: Body) -> bytes | SpooledPayload | None:
-    """What aiohttp sends: nothing, the bytes in memory, or the spool file streamed."""
+def content(body: Body) -> Content | None:
+    """What is sent: nothing, the bytes in memory, or the spool file read on a worker thread."""
     if body.size == 0:
-        return None  # aiohttp then sends Content-Length: 0 where a method expects a body
+        return None  # the client then sends Content-Length: 0 where a method expects a body
     memory = body.in_memory
-    return memory if memory is not None else SpooledPayload(body)
+    if memory is not None:
+        return memory
+
+    async def spooled() -> AsyncIterator[bytes]:
+        chunks = body.chunks()
+        while chunk := await asyncio.to_thread(next, chunks, b""):
+            yield chunk
+
+    return Streamed(body.size, spooled)
 
 
-@contextlib.asynccontextmanager
 async def exchange(
-    session: aiohttp.ClientSession,
+    pool: http_client.Pool,
     *,
     route: Route,
     method: str,
-    url: str,
+    target: str,
     headers: CIMultiDict[str],
     body: Body,
     deadline: float | None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Send one request and yield the reply once its headers arrived; the connection is
-    released (or closed, if the reply was not read to its end) on exit.
+) -> Reply:
+    """Send one request and return the reply once its headers arrived; the caller releases
+    it (``Reply.release``: the connection goes back to the pool, or is closed if the reply
+    was not read to its end).
 
+    ``target`` is the path and query as signed (normalised by routing: sent as it is).
     ``deadline`` is the loop time by which the whole exchange must end (timeouts.total).
     """
     timeouts = route.timeouts
-    # encoded=True: the target was normalised by routing and signed as it is; yarl must not
-    # re-quote it.
-    target = URL(url, encoded=True)
-    loop = asyncio.get_running_loop()
-    # aiohttp's own read timeout bounds the wait for the reply and every later read; an
-    # asyncio timeout is added only where first_byte is the tighter bound, or for total.
-    head = timeouts.first_byte if timeouts.first_byte < _sock_read(timeouts) else None
-    when = _earliest(None if head is None else loop.time() + head, deadline)
+    upstream = route.upstream
+    now = asyncio.get_running_loop().time()
     try:
-        request = session.request(
+        return await pool.request(
+            upstream,
             method,
             target,
-            headers=headers,
-            data=payload(body),
-            allow_redirects=False,
-            proxy=forward_proxy(route.upstream.scheme, route.upstream.host),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=timeouts.connect,
-                sock_connect=timeouts.connect,
-                sock_read=_sock_read(timeouts),
-            ),
+            headers.items(),
+            content(body),
+            connect_by=_earliest(now + timeouts.connect, deadline),
+            reply_by=_earliest(now + timeouts.first_byte, deadline),
+            proxy=_forward_proxy(upstream, route.name),
         )
-        if when is None:
-            response = await request
-        else:
-            async with asyncio.timeout_at(when):
-                response = await request
-    except aiohttp.ConnectionTimeoutError as exc:
+    except http_client.ConnectTimeout as exc:
+        if _past(deadline):
+            raise _no_reply(route, "total") from exc
         # With a pool limit, the time spent waiting for a free connection counts too.
         busy = (
             f", or all max_connections ({route.max_connections}) were in use"
@@ -163,40 +109,37 @@ async def exchange(
             else ""
         )
         raise UpstreamTimeoutError(
-            f"could not connect to the upstream {route.upstream.origin} within "
+            f"could not connect to the upstream {upstream.origin} within "
             f"{timeouts.connect:g}s (timeouts.connect{busy})",
             route=route.name,
             nothing_sent=True,
         ) from exc
     except TimeoutError as exc:
-        which = "total" if deadline is not None and loop.time() >= deadline else "first_byte"
-        raise UpstreamTimeoutError(
-            f"the upstream {route.upstream.origin} sent no reply before timeouts.{which} "
-            f"({_seconds(route, which)})",
+        raise _no_reply(route, "total" if _past(deadline) else "first_byte") from exc
+    except http_client.CertificateRejected as exc:
+        raise UpstreamUnreachableError(
+            f"the TLS certificate of {upstream.origin} was not accepted: {exc.reason}",
             route=route.name,
         ) from exc
-    except aiohttp.ClientConnectorCertificateError as exc:
+    except http_client.ConnectFailed as exc:
         raise UpstreamUnreachableError(
-            f"the TLS certificate of {route.upstream.origin} was not accepted: "
-            f"{exc.certificate_error}",
-            route=route.name,
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnreachableError(
-            f"could not connect to the upstream {route.upstream.origin}: {exc.os_error}",
+            f"could not connect to the upstream {upstream.origin}: {exc.reason}",
             route=route.name,
             nothing_sent=True,
         ) from exc
-    except aiohttp.ClientError as exc:
+    except ClientError as exc:
         raise UpstreamUnreachableError(
-            f"the upstream {route.upstream.origin} closed the connection before replying "
-            f"({_describe(exc)})",
+            f"the upstream {upstream.origin} closed the connection before replying ({exc})",
             route=route.name,
         ) from exc
-    try:
-        yield response
-    finally:
-        response.release()
+
+
+def _no_reply(route: Route, which: str) -> UpstreamTimeoutError:
+    return UpstreamTimeoutError(
+        f"the upstream {route.upstream.origin} sent no reply before timeouts.{which} "
+        f"({_seconds(route, which)})",
+        route=route.name,
+    )
 
 
 @dataclass(slots=True)
@@ -215,7 +158,7 @@ class Relayed:
 
 async def relay(
     request: web.BaseRequest,
-    response: aiohttp.ClientResponse,
+    reply: Reply,
     *,
     route: Route,
     deadline: float | None,
@@ -227,33 +170,30 @@ async def relay(
     the caller can explain it. A failure after the reply started aborts the client
     connection: a truncated reply must not look complete.
     """
-    out = web.StreamResponse(status=response.status, reason=response.reason)
-    out.headers.extend(reply_headers(response.headers))
-    if response.status == 403 and error_body is None:
-        error_body = await read_error_body(response, route=route, deadline=deadline)
+    headers = reply_headers(reply.headers)
+    if reply.status == 403 and error_body is None:
+        error_body = await read_error_body(reply, route=route, deadline=deadline)
+    if not error_body and reply.complete:
+        # All of it is here (a small reply arrives with its headers): one write to the client.
+        whole = _Whole(status=reply.status, reason=reply.reason, headers=headers)
+        body = reply.buffered()
+        await whole.prepare(request)
+        await whole.write_eof(body)
+        return Relayed(whole, error_body, len(body), complete=True)
+    out = web.StreamResponse(status=reply.status, reason=reply.reason, headers=headers)
     relayed = Relayed(out, error_body)
     await out.prepare(request)
     loop = asyncio.get_running_loop()
-    # Only an idle bound tighter than aiohttp's read timeout, or timeouts.total, needs an
-    # asyncio timeout per read; by default aiohttp's read timeout is the idle bound.
-    idle = route.timeouts.idle if route.timeouts.idle < _sock_read(route.timeouts) else None
+    idle = route.timeouts.idle
     try:
         if error_body:
             await out.write(error_body)
             relayed.bytes_out += len(error_body)
-        while True:
-            when = _earliest(None if idle is None else loop.time() + idle, deadline)
-            if when is None:
-                chunk = await response.content.readany()
-            else:
-                async with asyncio.timeout_at(when):
-                    chunk = await response.content.readany()
-            if not chunk:
-                break
+        while chunk := await reply.read_chunk(_earliest(loop.time() + idle, deadline)):
             await out.write(chunk)
             relayed.bytes_out += len(chunk)
     except TimeoutError:
-        which = "total" if deadline is not None and loop.time() >= deadline else "idle"
+        which = "total" if _past(deadline) else "idle"
         log.warning(
             "route %s: timeouts.%s (%s) fired mid-reply; aborting the client connection",
             route.name,
@@ -267,12 +207,12 @@ async def relay(
         log.info("route %s: the client closed the connection mid-reply", route.name)
         relayed.cut = "client_gone"
         return relayed
-    except aiohttp.ClientError as exc:
+    except ClientError as exc:
         log.warning(
             "route %s: the upstream connection failed mid-reply (%s); aborting the client "
             "connection",
             route.name,
-            _describe(exc),
+            exc,
         )
         _abort(request)
         relayed.cut = "upstream_reset"
@@ -282,26 +222,28 @@ async def relay(
     return relayed
 
 
-async def read_error_body(
-    response: aiohttp.ClientResponse, *, route: Route, deadline: float | None
-) -> bytes:
+class _Whole(web.StreamResponse):
+    """A reply written in one piece: aiohttp keeps the headers until the body comes (as its
+    own ``web.Response`` does), instead of writing them on their own first."""
+
+    _send_headers_immediately = False
+
+
+async def read_error_body(reply: Reply, *, route: Route, deadline: float | None) -> bytes:
     """Up to ERROR_BODY_LIMIT bytes of a 403 reply; the rest, if any, is streamed after it."""
     data = bytearray()
-    when = _earliest(asyncio.get_running_loop().time() + route.timeouts.idle, deadline)
+    until = _earliest(asyncio.get_running_loop().time() + route.timeouts.idle, deadline)
     try:
-        async with asyncio.timeout_at(when):
-            while len(data) < ERROR_BODY_LIMIT:
-                chunk = await response.content.read(ERROR_BODY_LIMIT - len(data))
-                if not chunk:
-                    break
-                data += chunk
-    except (TimeoutError, aiohttp.ClientError) as exc:
+        while len(data) < ERROR_BODY_LIMIT and (chunk := await reply.read_chunk(until)):
+            data += chunk
+    except (TimeoutError, ClientError) as exc:
         raise UpstreamUnreachableError(
             f"the upstream {route.upstream.origin} failed while sending a 403 reply "
-            f"({_describe(exc)})",
+            f"({exc or 'timed out'})",
             route=route.name,
         ) from exc
-    return bytes(data)
+    reply.unread(bytes(data[ERROR_BODY_LIMIT:]))
+    return bytes(data[:ERROR_BODY_LIMIT])
 
 
 @functools.lru_cache(maxsize=64)
@@ -314,15 +256,30 @@ def forward_proxy(scheme: str, host: str) -> str | None:
     return urllib.request.getproxies().get(scheme)
 
 
-def _sock_read(timeouts: Timeouts) -> float:
-    """aiohttp's read timeout: the looser of first_byte and idle (equal by default)."""
-    return max(timeouts.first_byte, timeouts.idle)
+def _forward_proxy(upstream: Upstream, route: str) -> ForwardProxy | None:
+    url = forward_proxy(upstream.scheme, upstream.host)
+    if url is None:
+        return None
+    try:
+        return _parsed_proxy(url)
+    except ValueError as exc:
+        name = f"{upstream.scheme.upper()}_PROXY"
+        raise UpstreamUnreachableError(
+            f"the forward proxy in {name} cannot be used: {exc}", route=route
+        ) from None
 
 
-def _earliest(when: float | None, deadline: float | None) -> float | None:
-    if when is None:
-        return deadline
+@functools.lru_cache(maxsize=16)
+def _parsed_proxy(url: str) -> ForwardProxy:
+    return ForwardProxy.parse(url)
+
+
+def _earliest(when: float, deadline: float | None) -> float:
     return when if deadline is None else min(when, deadline)
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and asyncio.get_running_loop().time() >= deadline
 
 
 def _seconds(route: Route, which: str) -> str:
@@ -336,8 +293,3 @@ def _abort(request: web.BaseRequest) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())

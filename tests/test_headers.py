@@ -77,7 +77,7 @@ def test_reply_headers_keep_every_set_cookie() -> None:
         ("Keep-Alive", "timeout=5"),
         ("x-amzn-RequestId", "abc"),
     ]
-    out = reply_headers(CIMultiDict(upstream))
+    out = CIMultiDict(reply_headers(CIMultiDict(upstream)))
     assert out.getall("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
     assert [name for name, _ in out.items()] == [
         "Content-Type",
