@@ -17,7 +17,6 @@ from functools import partial
 from proxy.credential_sets import parse_credentials
 from proxy.env_expansion import expand_env
 from proxy.errors import ConfigError
-from proxy.headers import HOP_BY_HOP
 from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit
 from proxy.probe_config import check_probe, parse_probe
 from proxy.settings import (
@@ -80,9 +79,6 @@ _ROUTE_KEYS = (
 _MODES: tuple[Mode, ...] = ("iam", "oac", "none")
 
 # Host names that imply the signing region and service.
-# headers.add cannot set these: two Host or Content-Length headers, or a Transfer-Encoding
-# that contradicts the body sent, would let the upstream read the request differently.
-_SET_BY_THE_PROXY = HOP_BY_HOP | {"host", "content-length"}
 _FUNCTION_HOST = re.compile(r"[a-z0-9]+\.lambda-url\.([^.]+)\.on\.aws")
 _EXECUTE_API_HOST = re.compile(rf"[a-z0-9]+\.execute-api\.({REGION})\.amazonaws\.com(?:\.cn)?")
 
@@ -386,9 +382,6 @@ def _parse_header_add(value: object, *, path: str) -> tuple[tuple[str, str], ...
     pairs: list[tuple[str, str]] = []
     for key, item in value.items():
         name = parse_header_name(key, path=join(path, key))
-        if name.lower() in _SET_BY_THE_PROXY:
-            expected = "expected an end-to-end header; the proxy sets Host and the framing itself"
-            raise ConfigError(join(path, key), f"{name!r} cannot be added ({expected})")
         if name.lower().startswith("x-amz-"):
             # Added after signing, it would travel unsigned, and AWS rejects unsigned x-amz-*.
             expected = "expected a header outside x-amz-*, which AWS requires to be signed"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from proxy import body as body_module
-from proxy.body import read_body
+from proxy.body import read_body, received_body
 from proxy.errors import BodyTooLargeError, RequestTimeoutError
 
 
@@ -67,3 +67,22 @@ async def test_stalled_client_is_408() -> None:
 
     with pytest.raises(RequestTimeoutError):
         await read_body(stalls(), limit=1024, route="r", idle_timeout=0.05)
+
+
+@pytest.mark.parametrize("data", [b"", b"{}", b"x" * 1024])
+def test_body_that_came_whole_is_the_same_as_one_read(data: bytes) -> None:
+    """A body that arrived with its headers gets the size, hash and bytes read_body gives."""
+    seen: list[bytes] = []
+    body = received_body(data, limit=1024, route="r", observe=seen.append)
+    assert (body.size, body.sha256, body.in_memory) == (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        data,
+    )
+    assert seen == [data]
+
+
+def test_body_that_came_whole_over_the_limit_is_413() -> None:
+    """One byte over max_body is refused there too."""
+    with pytest.raises(BodyTooLargeError):
+        received_body(b"x" * 1025, limit=1024, route="r")
