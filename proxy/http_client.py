@@ -173,7 +173,8 @@ class Reply:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # As aiohttp's server reads them: UTF-8 text as text, other bytes kept as surrogates.
+        self._raw_headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         if self._complete:  # a second reply in the same bytes: not ours, and not to be reused

@@ -549,6 +549,21 @@ def test_forward_proxy_url_is_parsed_and_its_password_hidden() -> None:
     assert "p@ss" not in repr(forward)
 
 
+def test_forward_proxy_over_tls_is_refused_clearly() -> None:
+    """An https:// forward proxy URL is refused with a message saying what is supported."""
+    with pytest.raises(ValueError, match="only http:// forward proxies"):
+        ForwardProxy.parse("https://proxy.example:3128")
+
+
+async def test_reply_header_values_keep_their_bytes(pool: Pool) -> None:
+    """UTF-8 in a reply header reads back as that text; other bytes as surrogate escapes."""
+    reply = b"HTTP/1.1 200 OK\r\nX-Name: Z\xc3\xbcrich\r\nX-Raw: \xff\r\nContent-Length: 0\r\n\r\n"
+    async with RawServer(always(reply)).running() as server:
+        answered, _ = await exchange(pool, server.origin())
+    assert answered.headers["X-Name"] == "Zürich"
+    assert answered.headers["X-Raw"].encode("utf-8", "surrogateescape") == b"\xff"
+
+
 async def test_http_origin_through_forward_proxy_uses_absolute_form(pool: Pool) -> None:
     """An http origin behind a forward proxy: absolute-form target and Proxy-Authorization."""
     async with RawServer(always(OK)).running() as forward:
