@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote_to_bytes
 ALGORITHM = "AWS4-HMAC-SHA256"
 # A query of unreserved characters, "=" and "&" is already in canonical form, but for order.
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~=&]*")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
 _UNRESERVED_ONLY = re.compile(r"[A-Za-z0-9\-._~]*")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -93,7 +94,7 @@ def _finish(
     digest = hashlib.sha256(canonical_request.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
     key = signing_key(secret_key, date, region, service)
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one C call
     authorization = (
         f"{ALGORITHM} Credential={access_key}/{scope}, "
         f"SignedHeaders={signed_headers}, Signature={signature}"
@@ -157,13 +158,15 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")
 
 
 def canonical_uri(path: str, *, normalize: bool = True) -> str:
     """URI-encode the wire path once more (``%20`` becomes ``%2520``), ``/`` kept."""
     if normalize:
         path = remove_dot_segments(path)
+    if _PLAIN_PATH.fullmatch(path):  # nothing quote would change (most paths)
+        return path or "/"
     return quote(path, safe="/") or "/"
 
 
