@@ -387,9 +387,7 @@ class _Connection(asyncio.Protocol):
         if self.reply is not None:
             self.reply._lost()
         self.wake()
-        writable = self._writable
-        if writable is not None and not writable.done():
-            writable.set_exception(Disconnected("the server closed the connection"))
+        self.resume_writing()  # a writer waiting in drain() learns of it there
         self._gone()
 
     def pause_writing(self) -> None:
@@ -402,10 +400,10 @@ class _Connection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is full."""
+        if self._writable is not None and not self.closed:
+            await self._writable
         if self.closed:
             raise Disconnected("the server closed the connection")
-        if self._writable is not None:
-            await self._writable
 
     def pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
@@ -509,10 +507,10 @@ class Pool:
     async def close(self) -> None:
         """Close the idle connections; ones in use close when their reply is released."""
         self._closed = True
-        for idle in self._idle.values():
-            for connection in idle:
+        idle, self._idle = self._idle, {}  # emptied first: closing one removes it from there
+        for connections in idle.values():
+            for connection in connections:
                 connection.close()
-        self._idle.clear()
 
     async def _acquire(
         self, origin: Origin, proxy: ForwardProxy | None, connect_by: float | None

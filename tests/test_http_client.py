@@ -651,3 +651,19 @@ async def test_slow_reader_does_not_make_the_reply_buffer_whole(pool: Pool) -> N
         finally:
             reply.release()
         assert received == size
+
+
+async def test_closing_the_pool_closes_every_idle_connection() -> None:
+    """Pool.close() closes all the idle connections, however many."""
+    pool = Pool(ssl.create_default_context())
+    async with RawServer(always(OK)).running() as server:
+        replies = await asyncio.gather(
+            *(pool.request(server.origin(), "GET", "/", [], reply_by=deadline()) for _ in range(5))
+        )
+        for reply in replies:
+            assert await reply.read_chunk(deadline()) == b"ok"
+            assert await reply.read_chunk(deadline()) == b""
+            reply.release()
+        assert pool._open == 5
+        await pool.close()
+        assert pool._open == 0
