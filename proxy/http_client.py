@@ -664,11 +664,14 @@ async def _send(
     transport = connection.transport
     if transport is None or connection.closed:
         raise Disconnected("the server closed the connection")
-    if content is None or isinstance(content, bytes):
-        # One write for head and a small body: one segment on the wire.
-        transport.write(head + content if content and len(content) < 65536 else head)
-        if content and len(content) >= 65536:
-            transport.write(content)
+    if not content:
+        transport.write(head)
+        return
+    if isinstance(content, bytes):
+        if len(content) < 65536:
+            transport.write(head + content)  # one write: one segment on the wire
+        else:
+            transport.writelines((head, content))  # not copied to join them
         return
     transport.write(head)
     upload = reply._upload = asyncio.ensure_future(_upload(connection, content))
