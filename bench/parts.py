@@ -197,7 +197,7 @@ def _bare_server(port: int, *, forward_to: int | None) -> None:
             return web.Response(body=b'{"ok":true}\n', content_type="application/json")
         upstream = await request.app[pool_key].request(origin, "GET", request.raw_path, headers)
         try:
-            kept = reply_headers(upstream.headers)
+            kept = reply_headers(upstream.headers, request_id="bench")
             if upstream.complete:  # as the proxy does: the whole reply in one write
                 return web.Response(status=upstream.status, headers=kept, body=upstream.buffered())
             out = web.StreamResponse(status=upstream.status, headers=kept)

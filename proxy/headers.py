@@ -31,6 +31,9 @@ REPLAY_HEADER = "X-Signing-Proxy-Replay"
 # gets its own Host, and 100-continue was already answered on the inbound side.
 _ALWAYS_DROPPED = HOP_BY_HOP | {"host", "content-length", "expect", REPLAY_HEADER.lower()}
 
+# The proxy's own X-Request-Id replaces any the upstream sent.
+_DROPPED_FROM_REPLIES = HOP_BY_HOP | {"x-request-id"}
+
 # A client's own signature or date must not reach a signed upstream: they would contradict ours
 # (and with OAC CloudFront signs, so a client Authorization only confuses it).
 _DROPPED_WHEN_SIGNING = frozenset({"authorization", "date"})
@@ -57,17 +60,19 @@ def request_headers(
     return out
 
 
-def reply_headers(upstream: MultiMapping[str]) -> list[tuple[str, str]]:
+def reply_headers(upstream: MultiMapping[str], *, request_id: str) -> list[tuple[str, str]]:
     """The upstream's reply headers as the client gets them, in order: hop-by-hop ones
-    removed."""
-    dropped = HOP_BY_HOP
+    removed, and X-Request-Id saying which request of the client's this answers."""
+    dropped = _DROPPED_FROM_REPLIES
     if "Connection" in upstream:
         dropped = dropped | _connection_named(upstream.getall("Connection", ()))
-    return [
+    kept = [
         (name, value)
         for name, value in upstream.items()
         if (lower := name.lower()) not in dropped and not lower.startswith("proxy-")
     ]
+    kept.append(("X-Request-Id", request_id))
+    return kept
 
 
 def _connection_named(values: Iterable[str]) -> frozenset[str]:

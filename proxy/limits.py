@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 from proxy.errors import RouteBusyError, TooManyRequestsError
 from proxy.settings import RateLimit, Route
@@ -39,9 +37,9 @@ class Admission:
         self._cap = route.max_concurrent
         self.in_flight = 0
 
-    @contextlib.contextmanager
-    def admit(self, now: float) -> Iterator[None]:
-        """Let one request in, or refuse it with 429 (rate) or 503 (too many in flight)."""
+    def admit(self, now: float) -> _Admitted:
+        """Let one request in, for the ``with`` block this is used in, or refuse it with 429
+        (rate) or 503 (too many in flight)."""
         if self._bucket is not None:
             wait = self._bucket.take(now)
             if wait:
@@ -58,10 +56,23 @@ class Admission:
                 route=self.route,
             )
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
+        return _Admitted(self)
+
+
+class _Admitted:
+    """A request let in: it leaves when its ``with`` block ends (a class, not a generator
+    context manager: this runs for every request)."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        self._admission.in_flight -= 1
 
 
 def _rate(per_second: float) -> str:

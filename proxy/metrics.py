@@ -3,18 +3,24 @@
 With several workers (``serve --workers N``) every process writes its values to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode) and the supervisor, which
 serves /metrics, adds them up; with one process the values live in this process's registry.
+
+The counts every request changes (requests, body bytes, requests in flight) gather in plain
+integers and reach prometheus-client in batches (``Metrics.flush``): its values take a lock on
+every change, and with workers also write a shared file, which cost more than the rest of the
+accounting together. A scrape of this process flushes first; a worker flushes every
+FLUSH_PERIOD seconds for its supervisor to see.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
+from collections import Counter
+from contextlib import AbstractContextManager
 from typing import Any
 
+import prometheus_client
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     Histogram,
     generate_latest,
@@ -23,6 +29,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+FLUSH_PERIOD = 1.0
 
 # From a local emulator (milliseconds) to a cold Lambda behind CloudFront (seconds).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -39,9 +47,17 @@ class Metrics:
 
     def __init__(self) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # Not yet flushed: requests by (route, method, status class); body bytes by route.
+        self._requests: Counter[tuple[str, str, str]] = Counter()
+        self._bytes_in: Counter[str] = Counter()
+        self._bytes_out: Counter[str] = Counter()
+        # Requests in flight now, by route, and what the gauge showed at the last flush.
+        self._in_flight: Counter[str] = Counter()
+        self._in_flight_shown: dict[str, int] = {}
+        self._trackers: dict[str, _InFlight] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
+        self.requests = prometheus_client.Counter(
             "signing_proxy_requests",
             "Requests answered, by route, method and status class (2xx, 4xx, ...).",
             ["route", "method", "status"],
@@ -54,13 +70,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.bytes_in = Counter(
+        self.bytes_in = prometheus_client.Counter(
             "signing_proxy_request_body_bytes",
             "Request body bytes received from clients.",
             ["route"],
             registry=registry,
         )
-        self.bytes_out = Counter(
+        self.bytes_out = prometheus_client.Counter(
             "signing_proxy_response_body_bytes",
             "Reply body bytes relayed to clients.",
             ["route"],
@@ -73,21 +89,21 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self.cut_replies = Counter(
+        self.cut_replies = prometheus_client.Counter(
             "signing_proxy_cut_replies",
             "Replies that stopped before their end: the upstream reset, a timeout fired "
             "mid-reply (the client's connection is then aborted), or the client went away.",
             ["route", "cause"],
             registry=registry,
         )
-        self.signing_failures = Counter(
+        self.signing_failures = prometheus_client.Counter(
             "signing_proxy_signing_failures",
             "Requests that could not be signed (no usable credentials) or whose signature AWS "
             "rejected (403 with x-amzn-ErrorType).",
             ["route", "reason"],
             registry=registry,
         )
-        self.refreshes = Counter(
+        self.refreshes = prometheus_client.Counter(
             "signing_proxy_credential_refreshes",
             "Credential refreshes, by credential set and outcome.",
             ["credentials", "outcome"],
@@ -111,7 +127,24 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format, for this process's requests."""
+        self.flush()
         return generate_latest(self.registry)
+
+    def flush(self) -> None:
+        """Hand the counts gathered since the last flush to prometheus-client."""
+        child = self._child
+        for (route, method, status), count in self._requests.items():
+            child(self.requests, route, method, status).inc(count)
+        for metric, pending in ((self.bytes_in, self._bytes_in), (self.bytes_out, self._bytes_out)):
+            for route, count in pending.items():
+                child(metric, route).inc(count)
+            pending.clear()
+        self._requests.clear()
+        shown = self._in_flight_shown
+        for route, count in self._in_flight.items():
+            if shown.get(route) != count:
+                child(self.in_flight, route).set(count)
+                shown[route] = count
 
     def record(
         self,
@@ -126,12 +159,12 @@ class Metrics:
         signing_failure: str | None,
     ) -> None:
         """Count one finished request."""
-        child = self._child
-        child(self.requests, route, method, status_class(status)).inc()
+        self._requests[route, method, status_class(status)] += 1
         if bytes_in:
-            child(self.bytes_in, route).inc(bytes_in)
+            self._bytes_in[route] += bytes_in
         if bytes_out:
-            child(self.bytes_out, route).inc(bytes_out)
+            self._bytes_out[route] += bytes_out
+        child = self._child
         if upstream_seconds is not None:
             child(self.upstream_latency, route).observe(upstream_seconds)
         if cut is not None:
@@ -139,15 +172,12 @@ class Metrics:
         if signing_failure is not None:
             child(self.signing_failures, route, signing_failure).inc()
 
-    @contextlib.contextmanager
-    def in_flight_on(self, route: str) -> Iterator[None]:
+    def in_flight_on(self, route: str) -> AbstractContextManager[None]:
         """Counts a request in flight on ``route`` while it is handled."""
-        gauge = self._child(self.in_flight, route)
-        gauge.inc()
-        try:
-            yield
-        finally:
-            gauge.dec()
+        tracker = self._trackers.get(route)
+        if tracker is None:
+            tracker = self._trackers[route] = _InFlight(self._in_flight, route)
+        return tracker
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # labels() takes a lock and builds keys on every call; on the request path the same
@@ -157,6 +187,23 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+
+class _InFlight:
+    """Counts requests in flight on one route while they are handled (one per route, reused:
+    it holds no state of its own request)."""
+
+    __slots__ = ("_counts", "_route")
+
+    def __init__(self, counts: Counter[str], route: str) -> None:
+        self._counts = counts
+        self._route = route
+
+    def __enter__(self) -> None:
+        self._counts[self._route] += 1
+
+    def __exit__(self, *_: object) -> None:
+        self._counts[self._route] -= 1
 
 
 def _merged() -> CollectorRegistry:

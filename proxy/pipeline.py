@@ -1,4 +1,4 @@
-"""The one request handler: route, admit, check the caller, read and hash the body, sign, send,
+"""The one request pipeline: route, admit, check the caller, read and hash the body, sign, send,
 stream the reply back. What the request did is written to its ``Outcome`` on the way."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from proxy import routing, sigv4
 from proxy.body import MEMORY_LIMIT, Body, read_body, received_body, too_large
-from proxy.clock import refused_for_time
+from proxy.clock import SigningClock, refused_for_time
 from proxy.credentials import CredentialProvider, Credentials, mask
 from proxy.diagnosis import explain_403, message_of
 from proxy.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnreachableError
@@ -57,16 +57,12 @@ class Outcome:
     replay_of: int | None = None  # the inspector entry this request replays
 
 
-STATE = web.AppKey("state", State)
-POOLS = web.AppKey("pools", Pools)
-OUTCOME = web.RequestKey("outcome", Outcome)
-
-
-async def handle(request: web.Request) -> web.StreamResponse:
-    """The pipeline, for one request, on the generation current when it arrived."""
-    state = request.app[STATE]
+async def handle(
+    request: web.BaseRequest, state: State, pools: Pools, outcome: Outcome
+) -> web.StreamResponse:
+    """The pipeline, for one request, on the generation current when it arrived; ``state``
+    and ``pools`` are what all requests share."""
     generation = state.current
-    outcome = request[OUTCOME]
     if state.inspector is not None:
         outcome.replay_of = state.inspector.replay_of(request.headers)
     found = routing.match(
@@ -94,7 +90,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         try:
             if body_check is not None:
                 body_check.verify()  # before anything is signed or sent
-            relayed = await _forward(request, generation, found, body, inbound=guard.inbound)
+            relayed = await _forward(
+                request, state, pools, outcome, generation, found, body, inbound=guard.inbound
+            )
             outcome.bytes_out, outcome.cut = relayed.bytes_out, relayed.cut
             delivered = relayed.complete and 200 <= relayed.response.status < 300
         finally:
@@ -106,7 +104,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _forward(
-    request: web.Request,
+    request: web.BaseRequest,
+    state: State,
+    pools: Pools,
+    outcome: Outcome,
     generation: Generation,
     found: routing.Match,
     body: Body,
@@ -116,7 +117,6 @@ async def _forward(
     """Sign, send and relay; when AWS rejects the credentials themselves, refresh them and
     send once more, re-signed (the body is re-sent from memory or the spool)."""
     route = found.route
-    outcome = request[OUTCOME]
     headers = request_headers(request.headers, mode=route.mode, rules=route.headers)
     if inbound is not None:
         inbound.strip_credentials(headers)  # the tunnel's token is not the function's business
@@ -131,7 +131,7 @@ async def _forward(
     total = route.timeouts.total
     deadline = None if total is None else loop.time() + total
     policy = RetryPolicy(route.retries, request.method, now=loop.time(), wall_clock=time.time())
-    clock = request.app[STATE].clock
+    clock = state.clock
     may_refresh = may_fix_clock = True
     while True:
         # Signed afresh for every attempt: a new X-Amz-Date, the current credentials.
@@ -140,7 +140,7 @@ async def _forward(
             used, outcome.signature = _sign(
                 request.method, found, headers, body, provider, now=clock.now()
             )
-        attempt = _Attempt(request, route, target, headers, body, deadline)
+        attempt = _Attempt(request, pools, clock, outcome, route, target, headers, body, deadline)
         step = await attempt.run(
             policy,
             refresh=used is not None and may_refresh,
@@ -181,7 +181,10 @@ class _Attempt:
     """One send of the request, and what to do next: the relayed reply, a retry after some
     seconds, or fresh credentials first."""
 
-    request: web.Request
+    request: web.BaseRequest
+    pools: Pools
+    clock: SigningClock
+    outcome: Outcome
     route: Route
     target: str  # path and query, as signed
     headers: CIMultiDict[str]
@@ -196,7 +199,7 @@ class _Attempt:
         sent = time.monotonic()
         try:
             upstream = await exchange(
-                self.request.app[POOLS].pool(route),
+                self.pools.pool(route),
                 route=route,
                 method=self.request.method,
                 target=self.target,
@@ -212,7 +215,7 @@ class _Attempt:
             log.warning("route %s: %s; trying again in %.2fs", route.name, exc.message, wait)
             return wait
         try:
-            self.request[OUTCOME].upstream_seconds = time.monotonic() - sent
+            self.outcome.upstream_seconds = time.monotonic() - sent
             return await self._answered(upstream, policy, refresh=refresh, fix_clock=fix_clock)
         finally:
             upstream.release()
@@ -221,14 +224,14 @@ class _Attempt:
         self, upstream: Reply, policy: RetryPolicy, *, refresh: bool, fix_clock: bool
     ) -> Relayed | float | _Again:
         """What to do with the upstream's reply: relay it, or try again (and when)."""
-        route, outcome = self.route, self.request[OUTCOME]
+        route, outcome = self.route, self.outcome
         outcome.upstream_status = upstream.status
         outcome.amzn_request_id = upstream.headers.get("x-amzn-RequestId")
         error_type = outcome.amzn_error_type = upstream.headers.get("x-amzn-ErrorType")
         if refresh and _rejects_credentials(upstream.status, error_type):
             return _REFRESH
         error_body = None
-        clock = self.request.app[STATE].clock
+        clock = self.clock
         # The first reply tells whether this clock is off; a 403 may say AWS minds.
         if not clock.checked or upstream.status == 403:
             skew = clock.observe(upstream.headers.get("Date"), local=time.time())
@@ -241,7 +244,7 @@ class _Attempt:
         wait = policy.after_status(upstream.status, upstream.headers.get("Retry-After"), now=now)
         if wait is None or _past(self.deadline, now + wait):
             return await _relay(
-                self.request, upstream, route, self.deadline, error_type, error_body
+                self.request, outcome, upstream, route, self.deadline, error_type, error_body
             )
         log.warning(
             "route %s: upstream answered %d; trying again in %.2fs (attempt %d of %d)",
@@ -255,16 +258,24 @@ class _Attempt:
 
 
 async def _relay(
-    request: web.Request,
+    request: web.BaseRequest,
+    outcome: Outcome,
     upstream: Reply,
     route: Route,
     deadline: float | None,
     error_type: str | None,
     error_body: bytes | None,
 ) -> Relayed:
-    relayed = await relay(request, upstream, route=route, deadline=deadline, error_body=error_body)
+    relayed = await relay(
+        request,
+        upstream,
+        route=route,
+        deadline=deadline,
+        request_id=outcome.request_id,
+        error_body=error_body,
+    )
     if upstream.status == 403:
-        explanation = request[OUTCOME].diagnosis = explain_403(
+        explanation = outcome.diagnosis = explain_403(
             route=route, error_type=error_type, body=relayed.error_body or b""
         )
         log.warning(
@@ -288,7 +299,7 @@ def _rejects_credentials(status: int, error_type: str | None) -> bool:
 
 
 async def _read_body(
-    request: web.Request,
+    request: web.BaseRequest,
     generation: Generation,
     found: routing.Match,
     *,

@@ -1,5 +1,5 @@
-"""The listeners and their lifecycle: the proxy app with its middleware, the admin app, the
-drain on shutdown and the reload."""
+"""The listeners and their lifecycle: the proxy's request handler, the admin app, the drain on
+shutdown and the reload."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import logging
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -20,7 +22,6 @@ from aiohttp import web
 from proxy.admin import AdminHooks, admin_app
 from proxy.credentials import Fetch
 from proxy.errors import (
-    BadRequestError,
     ConfigError,
     CredentialsUnavailableError,
     MethodNotAllowedError,
@@ -30,7 +31,7 @@ from proxy.errors import (
 )
 from proxy.inspector import Inspector, Seen
 from proxy.metrics import Metrics
-from proxy.pipeline import OUTCOME, POOLS, STATE, Outcome, handle
+from proxy.pipeline import Outcome, handle
 from proxy.settings import Address, Config
 from proxy.state import State
 from proxy.tls import client_context, server_context
@@ -39,32 +40,16 @@ from proxy.upstream import Pools
 log = logging.getLogger("signing_proxy")
 access_log = logging.getLogger("signing_proxy.access")
 
-METRICS = web.AppKey("metrics", Metrics)
-# Catch-all: any path, newlines included once aiohttp has decoded it.
-_EVERY_PATH = r"/{path:[\s\S]*}"
 # A client's request id is kept when it is a sane token; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def build_app(state: State) -> web.Application:
-    """The proxy app; ``state`` holds the config, routes' guards and credentials."""
-    app = web.Application(middlewares=[_outcome])
-    app[STATE] = state
-    app[METRICS] = state.metrics
-    app.cleanup_ctx.append(_upstream_pools)
-    app.on_response_prepare.append(_stamp_request_id)
-    app.router.add_route("*", _EVERY_PATH, handle, expect_handler=_expect_later)
-    return app
 
 
 @dataclass(frozen=True, slots=True)
 class Running:
     """A started proxy: where it listens, its state, and how to reload it."""
 
-    app: web.Application
+    state: State
     host: str
     port: int
     admin_url: str | None
@@ -76,12 +61,8 @@ class Running:
         return _url(self.host, self.port, self.scheme)
 
     @property
-    def state(self) -> State:
-        return self.app[STATE]
-
-    @property
     def inspector(self) -> Inspector | None:
-        return self.app[STATE].inspector
+        return self.state.inspector
 
 
 @contextlib.asynccontextmanager
@@ -112,55 +93,66 @@ async def running(
     admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
     inspector = Inspector() if inspect else None
     state = State(metrics=Metrics(), overrides=credential_overrides, inspector=inspector)
-    runners: list[web.AppRunner] = []
+    pools: Pools | None = None
+    runners: list[web.BaseRunner] = []
     try:
         await state.start(config)
+        pools = Pools(client_context(config.upstream_ca_file))
         reload = _reloader(state, load or (lambda: config))
         if admin_sock is not None:
             hooks = AdminHooks(state.not_ready, state.metrics.exposition, reload)
             admin_web = admin_app(hooks, inspector=inspector)
-            runners.append(await _serve(admin_web, admin_sock, grace=1.0))
+            admin_runner = web.AppRunner(
+                admin_web, shutdown_timeout=1.0, **_connection_options(keepalive=15.0)
+            )
+            runners.append(await _serve(admin_runner, admin_sock))
+        # The proxy's listener needs no router, middleware or signals: aiohttp's low-level
+        # server hands each request straight to the handler.
+        proxy_server = web.Server(
+            _Handler(state, pools), **_connection_options(config.client_timeouts.headers)
+        )
+        proxy_runner = web.ServerRunner(proxy_server, shutdown_timeout=config.shutdown_grace)
+        ssl_context = server_context(config.tls) if config.tls else None
         # Listed first, so it is drained first while the admin port reports "draining".
-        runners.insert(0, await _serve(build_app(state), sock, config=config))
+        runners.insert(0, await _serve(proxy_runner, sock, ssl_context))
         _warn_if_exposed(config, address)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
         if inspector is not None:
             inspector.proxy_url = _url(_loopback(host), port, scheme)
-        yield Running(runners[0].app, host, port, admin_url, reload, scheme)
+        yield Running(state, host, port, admin_url, reload, scheme)
     finally:
         state.draining = True
         state.metrics.ready.set(0)
         for runner in runners:
             await runner.cleanup()
+        if pools is not None:
+            await pools.close()
         await state.close()
         for open_socket in (sock, admin_sock):
             if open_socket is not None:
                 open_socket.close()
 
 
+def _connection_options(keepalive: float) -> dict[str, Any]:
+    """How aiohttp serves each connection, on the proxy's and the admin's listener alike."""
+    return {
+        "access_log": None,
+        # The body forwarded and hashed must be the bytes the client sent.
+        "auto_decompress": False,
+        # A client that goes away cancels its upstream request too.
+        "handler_cancellation": True,
+        # Also closes a connection whose request headers have not all arrived by then
+        # (aiohttp arms it at connect): the bound on slow-loris clients.
+        "keepalive_timeout": keepalive,
+    }
+
+
 async def _serve(
-    app: web.Application,
-    sock: socket.socket,
-    *,
-    config: Config | None = None,
-    grace: float | None = None,
-) -> web.AppRunner:
-    # auto_decompress=False: the body forwarded and hashed must be the bytes the client sent.
-    # handler_cancellation: a client that goes away cancels its upstream request too.
-    # keepalive_timeout also closes a connection whose request headers have not all arrived
-    # by then (aiohttp arms it at connect): the bound on slow-loris clients.
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        handler_cancellation=True,
-        auto_decompress=False,
-        shutdown_timeout=config.shutdown_grace if config else (grace or 1.0),
-        keepalive_timeout=config.client_timeouts.headers if config else 15.0,
-    )
+    runner: web.BaseRunner, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+) -> web.BaseRunner:
     await runner.setup()
-    ssl_context = server_context(config.tls) if config and config.tls else None
     try:
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     except BaseException:
@@ -243,58 +235,49 @@ def describe_routes(config: Config) -> list[str]:
     return lines
 
 
-async def _upstream_pools(app: web.Application) -> AsyncIterator[None]:
-    pools = app[POOLS] = Pools(client_context(app[STATE].current.config.upstream_ca_file))
-    try:
-        yield
-    finally:
-        await pools.close()
+class _Handler:
+    """Every request of the proxy's listener: give it an id and an Outcome and run the
+    pipeline; answer the proxy's own errors as JSON ``{"error", "message", "route"}``; then
+    log one access line and count it."""
 
+    def __init__(self, state: State, pools: Pools) -> None:
+        self._state = state
+        self._pools = pools
 
-@web.middleware
-async def _outcome(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id and an Outcome; answer the proxy's own errors as JSON
-    ``{"error", "message", "route"}``; then log one access line and count it."""
-    started = time.monotonic()
-    offered = request.headers.get("X-Request-Id", "")
-    outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
-    request[OUTCOME] = outcome
-    error: ProxyError | None = None
-    response: web.StreamResponse | None = None
-    status = 500  # what aiohttp answers for an exception that escapes
-    try:
-        if request.method == "CONNECT":
-            raise MethodNotAllowedError(
-                "CONNECT is not supported: this is a reverse proxy, not a forward proxy",
-                allowed=frozenset(),
-            )
-        response = await handler(request)
-    except ProxyError as exc:
-        error = exc
-        response = _error_response(exc)
-    except web.HTTPException as exc:
-        # aiohttp's router answers targets that are not a path before our handler runs.
-        if exc.status >= 500:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.monotonic()
+        offered = request.headers.get("X-Request-Id", "")
+        outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
+        state = self._state
+        error: ProxyError | None = None
+        response: web.StreamResponse | None = None
+        status = 500  # what aiohttp answers for an exception that escapes
+        try:
+            if request.method == "CONNECT":
+                raise MethodNotAllowedError(
+                    "CONNECT is not supported: this is a reverse proxy, not a forward proxy",
+                    allowed=frozenset(),
+                )
+            response = await handle(request, state, self._pools, outcome)
+        except ProxyError as exc:
+            error = exc
+            response = _error_response(exc, outcome.request_id)
+        except asyncio.CancelledError:
+            status = 499  # the client went away first (nginx's name for it)
+            if outcome.upstream_status is not None and outcome.cut is None:
+                outcome.cut = "client_gone"
             raise
-        error = BadRequestError(f"the request target was refused ({exc.reason})")
-        response = _error_response(error)
-    except asyncio.CancelledError:
-        status = 499  # the client went away first (nginx's name for it)
-        if outcome.upstream_status is not None and outcome.cut is None:
-            outcome.cut = "client_gone"
-        raise
-    else:
-        status = response.status
-    finally:
-        # Every request gets its line and its count, also one cut short.
-        if error is not None:
-            status = error.status
-        _account(request, outcome, status, error, started)
-        inspector = request.app[STATE].inspector
-        if inspector is not None:
-            inspector.record(_seen(request, outcome, response, status, error, started))
-    assert response is not None  # noqa: S101 - every other path raised
-    return response
+        else:
+            status = response.status
+        finally:
+            # Every request gets its line and its count, also one cut short.
+            if error is not None:
+                status = error.status
+            _account(state.metrics, request, outcome, status, error, started)
+            if state.inspector is not None:
+                state.inspector.record(_seen(request, outcome, response, status, error, started))
+        assert response is not None  # noqa: S101 - every other path raised
+        return response
 
 
 # Request ids: a random prefix per process and a counter, unique across workers and restarts
@@ -308,7 +291,8 @@ def _new_request_id() -> str:
 
 
 def _account(
-    request: web.Request,
+    metrics: Metrics,
+    request: web.BaseRequest,
     outcome: Outcome,
     status: int,
     error: ProxyError | None,
@@ -320,7 +304,7 @@ def _account(
         failure = "no_credentials"
     elif outcome.upstream_status == 403 and outcome.amzn_error_type:
         failure = "rejected_by_aws"
-    request.app[METRICS].record(
+    metrics.record(
         route=route,
         method=request.method if request.method in _METHODS else "other",
         status=status,
@@ -336,7 +320,7 @@ def _account(
 
 
 def _seen(
-    request: web.Request,
+    request: web.BaseRequest,
     outcome: Outcome,
     response: web.StreamResponse | None,
     status: int,
@@ -375,7 +359,7 @@ def _seen(
 
 
 def _log_access(
-    request: web.Request,
+    request: web.BaseRequest,
     outcome: Outcome,
     route: str,
     status: int,
@@ -413,8 +397,9 @@ def _log_access(
     access_log.log(level, "%s", text, extra=fields)
 
 
-def _error_response(exc: ProxyError) -> web.Response:
+def _error_response(exc: ProxyError, request_id: str) -> web.Response:
     response = web.json_response(exc.to_json(), status=exc.status)
+    response.headers["X-Request-Id"] = request_id
     if isinstance(exc, MethodNotAllowedError):
         response.headers["Allow"] = ", ".join(sorted(exc.allowed))
     elif isinstance(exc, UnauthorizedError) and exc.challenge:
@@ -422,16 +407,3 @@ def _error_response(exc: ProxyError) -> web.Response:
     elif isinstance(exc, TooManyRequestsError):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
-
-
-async def _stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every reply says which request it answers (also for logs to be found by)."""
-    outcome = request.get(OUTCOME)
-    if outcome is not None:
-        response.headers["X-Request-Id"] = outcome.request_id
-
-
-async def _expect_later(request: web.Request) -> None:
-    """Defer ``Expect: 100-continue`` to the pipeline's body read, so that a request refused
-    by routing or by its declared size is answered before the client uploads the body. Other
-    expectations are ignored, as RFC 9110 §10.1.1 allows."""

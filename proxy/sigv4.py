@@ -21,6 +21,14 @@ _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~=&]*")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
 _UNRESERVED_ONLY = re.compile(r"[A-Za-z0-9\-._~]*")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# OpenSSL 3 looks the algorithm up by name on every hashlib.sha256() and hmac.digest() call,
+# which costs more than hashing a small request; copying an object already made does not.
+_SHA256 = hashlib.sha256()
+
+
+def sha256() -> hashlib._Hash:
+    """A new SHA-256 hash object, as ``hashlib.sha256()`` but without the algorithm lookup."""
+    return _SHA256.copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +99,12 @@ def _finish(
     """The string to sign, the signature and the Authorization value."""
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
-    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
-    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-    key = signing_key(secret_key, date, region, service)
-    signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()  # one C call
+    digest = sha256()
+    digest.update(canonical_request.encode())
+    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest.hexdigest()}"
+    mac = _keyed(secret_key, date, region, service).copy()
+    mac.update(string_to_sign.encode())
+    signature = mac.hexdigest()
     authorization = (
         f"{ALGORITHM} Credential={access_key}/{scope}, "
         f"SignedHeaders={signed_headers}, Signature={signature}"
@@ -155,6 +165,12 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     key = _hmac(key, region)
     key = _hmac(key, service)
     return _hmac(key, "aws4_request")
+
+
+@lru_cache(maxsize=256)
+def _keyed(secret_key: str, date: str, region: str, service: str) -> hmac.HMAC:
+    """An HMAC keyed with the signing key, copied for each signature (see ``_SHA256``)."""
+    return hmac.new(signing_key(secret_key, date, region, service), digestmod=hashlib.sha256)
 
 
 def _hmac(key: bytes, message: str) -> bytes:

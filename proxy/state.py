@@ -22,13 +22,10 @@ from proxy.credentials import CredentialProvider, Fetch, build_providers
 from proxy.inbound import InboundCheck
 from proxy.inspector import Inspector
 from proxy.limits import Admission
-from proxy.metrics import Metrics
+from proxy.metrics import FLUSH_PERIOD, Metrics
 from proxy.settings import Config, CredentialSet, Route
 
 log = logging.getLogger("signing_proxy")
-
-# How often the "seconds until expiry" gauges are brought up to date.
-EXPIRY_GAUGE_PERIOD = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +76,7 @@ class State:
     async def start(self, config: Config) -> None:
         """Build and start the first generation (credential sets resolved once, in order)."""
         self._current = await self._build(config, previous=None)
-        self._gauges = asyncio.create_task(self._update_gauges(), name="expiry gauges")
+        self._gauges = asyncio.create_task(self._update_metrics(), name="metrics")
 
     async def reload(self, config: Config) -> None:
         """Swap in ``config``; requests in flight finish with the generation they started on."""
@@ -107,6 +104,7 @@ class State:
         for provider in self._tasks:
             await provider.close()
         self._tasks.clear()
+        self.metrics.flush()  # a worker's last counts, for its supervisor
 
     def not_ready(self) -> list[str]:
         """Why the proxy should not get traffic now; empty when it is ready."""
@@ -184,13 +182,15 @@ class State:
         if current is not None and current.expires_at is not None:
             self.metrics.expiry.labels(provider.name).set(current.expires_at - now)
 
-    async def _update_gauges(self) -> None:
+    async def _update_metrics(self) -> None:
+        """Every FLUSH_PERIOD: the gathered request counts, the expiry and ready gauges."""
         while True:
             now = time.time()
             for provider in self.current.providers.values():
                 self._set_expiry(provider, now)
             self.metrics.ready.set(0 if self.not_ready() else 1)
-            await asyncio.sleep(EXPIRY_GAUGE_PERIOD)
+            self.metrics.flush()
+            await asyncio.sleep(FLUSH_PERIOD)
 
 
 def _used_sets(config: Config) -> tuple[CredentialSet, ...]:

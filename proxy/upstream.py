@@ -162,15 +162,17 @@ async def relay(
     *,
     route: Route,
     deadline: float | None,
+    request_id: str,
     error_body: bytes | None = None,
 ) -> Relayed:
-    """Stream the upstream's reply to the client chunk by chunk as it arrives.
+    """Stream the upstream's reply to the client chunk by chunk as it arrives, with
+    ``request_id`` as its X-Request-Id.
 
     A 403's (small) body is read first (unless the caller already did: ``error_body``), so
     the caller can explain it. A failure after the reply started aborts the client
     connection: a truncated reply must not look complete.
     """
-    headers = reply_headers(reply.headers)
+    headers = reply_headers(reply.headers, request_id=request_id)
     if reply.status == 403 and error_body is None:
         error_body = await read_error_body(reply, route=route, deadline=deadline)
     if not error_body and reply.complete:
@@ -178,7 +180,10 @@ async def relay(
         whole = _Whole(status=reply.status, reason=reply.reason, headers=headers)
         body = reply.buffered()
         await whole.prepare(request)
-        await whole.write_eof(body)
+        try:
+            await whole.write_eof(body)
+        except ConnectionError:
+            return Relayed(whole, error_body, cut="client_gone")
         return Relayed(whole, error_body, len(body), complete=True)
     out = web.StreamResponse(status=reply.status, reason=reply.reason, headers=headers)
     relayed = Relayed(out, error_body)

@@ -77,7 +77,7 @@ def test_reply_headers_keep_every_set_cookie() -> None:
         ("Keep-Alive", "timeout=5"),
         ("x-amzn-RequestId", "abc"),
     ]
-    out = CIMultiDict(reply_headers(CIMultiDict(upstream)))
+    out = CIMultiDict(reply_headers(CIMultiDict(upstream), request_id="req-1"))
     assert out.getall("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
     assert [name for name, _ in out.items()] == [
         "Content-Type",
@@ -85,4 +85,12 @@ def test_reply_headers_keep_every_set_cookie() -> None:
         "Set-Cookie",
         "Set-Cookie",
         "x-amzn-RequestId",
+        "X-Request-Id",
     ]
+
+
+def test_reply_headers_replace_the_upstreams_request_id() -> None:
+    """The client gets the proxy's X-Request-Id, not one the upstream sent."""
+    upstream = CIMultiDict([("X-Request-Id", "theirs"), ("Content-Length", "0")])
+    out = CIMultiDict(reply_headers(upstream, request_id="ours"))
+    assert out.getall("X-Request-Id") == ["ours"]
