@@ -10,8 +10,8 @@ bench/upstream.py), with keep-alive connections:
   signs: what the proxy's upstream client was until ``proxy/http_client.py`` replaced it;
 - ``client``: the proxy's upstream client alone, a ``proxy.http_client.Pool``, sending the
   same GETs;
-- ``server``: a bare aiohttp server (the proxy's server settings, a handler that answers at
-  once) under bench/load.py;
+- ``server``: a bare aiohttp server (aiohttp's low-level server with the proxy's settings, a
+  handler that answers at once) under bench/load.py;
 - ``hop``: server and client together and nothing else: the server's handler sends each
   request on with the proxy's client and streams the reply back as the proxy does (no
   routing, checks, signing, retries, metrics or logs): the floor for this proxy;
@@ -186,47 +186,47 @@ def _measure_process(pid: int, port: int, connections: int, seconds: float) -> t
 
 
 def _bare_server(port: int, *, forward_to: int | None) -> None:
-    """An aiohttp server with the proxy's settings and a handler that answers at once, or
-    that forwards to ``forward_to`` with the proxy's client and streams the reply back."""
-    pool_key = web.AppKey("pool", Pool)
+    """aiohttp's low-level server with the proxy's settings (as the proxy serves) and a
+    handler that answers at once, or that forwards to ``forward_to`` with the proxy's client
+    and streams the reply back."""
     origin = Upstream("http", "127.0.0.1", forward_to or 0)
     headers = list(SIGNED.items())
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if forward_to is None:
-            return web.Response(body=b'{"ok":true}\n', content_type="application/json")
-        upstream = await request.app[pool_key].request(origin, "GET", request.raw_path, headers)
+    async def serve() -> None:
+        pool = Pool(ssl.create_default_context())
+
+        async def answer(request: web.BaseRequest) -> web.StreamResponse:
+            if forward_to is None:
+                return web.Response(body=b'{"ok":true}\n', content_type="application/json")
+            upstream = await pool.request(origin, "GET", request.raw_path, headers)
+            try:
+                kept = reply_headers(upstream.headers, request_id="bench")
+                if upstream.complete:  # as the proxy does: the whole reply in one write
+                    body = upstream.buffered()
+                    return web.Response(status=upstream.status, headers=kept, body=body)
+                out = web.StreamResponse(status=upstream.status, headers=kept)
+                await out.prepare(request)
+                while chunk := await upstream.read_chunk():
+                    await out.write(chunk)
+                await out.write_eof()
+                return out
+            finally:
+                upstream.release()
+
+        server = web.Server(
+            answer, access_log=None, handler_cancellation=True, auto_decompress=False
+        )
+        runner = web.ServerRunner(server)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
-            kept = reply_headers(upstream.headers, request_id="bench")
-            if upstream.complete:  # as the proxy does: the whole reply in one write
-                return web.Response(status=upstream.status, headers=kept, body=upstream.buffered())
-            out = web.StreamResponse(status=upstream.status, headers=kept)
-            await out.prepare(request)
-            while chunk := await upstream.read_chunk():
-                await out.write(chunk)
-            await out.write_eof()
-            return out
+            await asyncio.Event().wait()  # until the benchmark kills this process
         finally:
-            upstream.release()
+            await runner.cleanup()
+            await pool.close()
 
-    async def pooled(app: web.Application) -> AsyncIterator[None]:
-        app[pool_key] = Pool(ssl.create_default_context())
-        yield
-        await app[pool_key].close()
-
-    app = web.Application()
-    app.cleanup_ctx.append(pooled)
-    app.router.add_route("*", "/{tail:.*}", answer)
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=port,
-        access_log=None,
-        handler_cancellation=True,
-        auto_decompress=False,
-        print=None,
-        loop=(fast_loop_factory() or asyncio.new_event_loop)(),
-    )
+    with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+        runner.run(serve())
 
 
 if __name__ == "__main__":
