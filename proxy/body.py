@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO
 
-from proxy import sigv4
 from proxy.errors import BodyTooLargeError, RequestTimeoutError
 
 # Bodies up to this size stay in memory; larger ones go to an unlinked temporary file, so many
@@ -72,7 +72,7 @@ async def read_body(
     ``observe`` sees every chunk as it arrives (a webhook signature is computed that way,
     without reading the body twice).
     """
-    digest = sigv4.sha256()
+    digest = hashlib.sha256()
     parts: list[bytes] = []
     buffered = 0
     spool: IO[bytes] | None = None
@@ -120,9 +120,7 @@ def received_body(
         raise too_large(limit, route)
     if observe is not None:
         observe(data)
-    digest = sigv4.sha256()
-    digest.update(data)
-    return Body(size=len(data), sha256=digest.hexdigest(), memory=data, file=None)
+    return Body(size=len(data), sha256=hashlib.sha256(data).hexdigest(), memory=data, file=None)
 
 
 def too_large(limit: int, route: str) -> BodyTooLargeError:

@@ -21,14 +21,6 @@ _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~=&]*")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
 _UNRESERVED_ONLY = re.compile(r"[A-Za-z0-9\-._~]*")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-# OpenSSL 3 looks the algorithm up by name on every hashlib.sha256() and hmac.digest() call,
-# which costs more than hashing a small request; copying an object already made does not.
-_SHA256 = hashlib.sha256()
-
-
-def sha256() -> hashlib._Hash:
-    """A new SHA-256 hash object, as ``hashlib.sha256()`` but without the algorithm lookup."""
-    return _SHA256.copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +91,8 @@ def _finish(
     """The string to sign, the signature and the Authorization value."""
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
-    digest = sha256()
-    digest.update(canonical_request.encode())
-    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest.hexdigest()}"
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
     mac = _keyed(secret_key, date, region, service).copy()
     mac.update(string_to_sign.encode())
     signature = mac.hexdigest()
@@ -169,7 +160,8 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 @lru_cache(maxsize=256)
 def _keyed(secret_key: str, date: str, region: str, service: str) -> hmac.HMAC:
-    """An HMAC keyed with the signing key, copied for each signature (see ``_SHA256``)."""
+    """An HMAC keyed with the signing key, copied for each signature: hmac.digest() sets up
+    OpenSSL's HMAC afresh on every call, which costs more than the copy (1.3 against 0.8 µs)."""
     return hmac.new(signing_key(secret_key, date, region, service), digestmod=hashlib.sha256)
 
 
