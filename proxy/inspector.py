@@ -1,11 +1,11 @@
 """The request inspector: the last exchanges the proxy handled, masked for display, pushed live
 to the admin page, and kept (within a memory budget) so that the page can replay them.
 
-The middleware hands every finished request over as a ``Seen``; ``record`` masks it at once, so
-what is stored for display never holds a secret. The unmasked request headers and body are kept
-apart, for replay only, and are never shown or serialised. A replay goes through the proxy's own
-listener carrying ``REPLAY_HEADER`` with this process's random token, which ``replay_of``
-recognises. The page and its API are in ``inspector_http``.
+The request handler (server.py) hands every finished request over as a ``Seen``; ``record``
+masks it at once, so what is stored for display never holds a secret. The unmasked request
+headers and body are kept apart, for replay only, and are never shown or serialised. A replay
+goes through the proxy's own listener carrying ``REPLAY_HEADER`` with this process's random
+token, which ``replay_of`` recognises. The page and its API are in ``inspector_http``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "expect", "x-request-id", REPLAY
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One finished proxied request as the middleware saw it, unmasked (the Inspector masks)."""
+    """One finished proxied request as the request handler saw it, unmasked (the Inspector
+    masks)."""
 
     request_id: str
     started: float  # epoch seconds when it arrived

@@ -135,11 +135,11 @@ class Metrics:
         child = self._child
         for (route, method, status), count in self._requests.items():
             child(self.requests, route, method, status).inc(count)
+        self._requests.clear()
         for metric, pending in ((self.bytes_in, self._bytes_in), (self.bytes_out, self._bytes_out)):
             for route, count in pending.items():
                 child(metric, route).inc(count)
             pending.clear()
-        self._requests.clear()
         shown = self._in_flight_shown
         for route, count in self._in_flight.items():
             if shown.get(route) != count:

@@ -91,7 +91,7 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def _seen(**fields: Any) -> Seen:
-    """A finished GET as the middleware would report it, with ``fields`` changed."""
+    """A finished GET as the request handler would report it, with ``fields`` changed."""
     defaults: dict[str, Any] = {
         "request_id": "req-1",
         "started": 1_700_000_000.0,
