@@ -51,9 +51,8 @@ class Metrics:
         self._requests: Counter[tuple[str, str, str]] = Counter()
         self._bytes_in: Counter[str] = Counter()
         self._bytes_out: Counter[str] = Counter()
-        # Requests in flight now, by route, and what the gauge showed at the last flush.
+        # Requests in flight now, by route (the gauge is set to it at each flush).
         self._in_flight: Counter[str] = Counter()
-        self._in_flight_shown: dict[str, int] = {}
         self._trackers: dict[str, _InFlight] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
@@ -140,11 +139,8 @@ class Metrics:
             for route, count in pending.items():
                 child(metric, route).inc(count)
             pending.clear()
-        shown = self._in_flight_shown
         for route, count in self._in_flight.items():
-            if shown.get(route) != count:
-                child(self.in_flight, route).set(count)
-                shown[route] = count
+            child(self.in_flight, route).set(count)
 
     def record(
         self,

@@ -63,7 +63,7 @@ class State:
         self._overrides = dict(overrides or {})
         self._current: Generation | None = None
         self._tasks: dict[CredentialProvider, asyncio.Task[None]] = {}
-        self._gauges: asyncio.Task[None] | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self._reloading = asyncio.Lock()
 
     @property
@@ -76,7 +76,7 @@ class State:
     async def start(self, config: Config) -> None:
         """Build and start the first generation (credential sets resolved once, in order)."""
         self._current = await self._build(config, previous=None)
-        self._gauges = asyncio.create_task(self._update_metrics(), name="metrics")
+        self._metrics_task = asyncio.create_task(self._update_metrics(), name="metrics")
 
     async def reload(self, config: Config) -> None:
         """Swap in ``config``; requests in flight finish with the generation they started on."""
@@ -97,7 +97,7 @@ class State:
 
     async def close(self) -> None:
         """Stop every background task and wait for refreshes still on a worker thread."""
-        tasks = [*self._tasks.values(), *([self._gauges] if self._gauges else [])]
+        tasks = [*self._tasks.values(), *([self._metrics_task] if self._metrics_task else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
