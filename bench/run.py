@@ -6,10 +6,10 @@ aws-sigv4-proxy, one table.
 Starts, on 127.0.0.1 only, an origin (nginx when installed, else bench/upstream.py; streamed
 replies always come from bench/upstream.py), the nginx proxy hop when nginx is installed, the
 Go aws-sigv4-proxy on 1 and 2 cores when it is installed, and this proxy in modes none and iam
-with 1 and 2 workers, one after the other. Each workload runs
-against each system for a bounded time with wrk when installed, else bench/load.py (streamed
-replies always with load.py, which measures time to first byte). Prints one table; see
-bench/README.md for what each column means.
+with 1 and 2 workers, all at once. Each case (a workload at one concurrency) then runs against
+each system in turn for a bounded time, ``--repeat`` rounds, with wrk when installed, else
+bench/load.py (streamed replies always with load.py, which measures time to first byte).
+Prints one table; see bench/README.md for what each column means.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [
             w for w in WORKLOADS if not args.workloads or w.name in args.workloads.split(",")
         ]
-        rows = [row for system in chosen for row in _measure_system(setup, system, workloads)]
+        rows = _measure_all(setup, chosen, workloads)
     report.add_ratios(rows)
     print(report.table(rows))
     if args.json:
@@ -202,20 +202,30 @@ def _start_servers(
     return origin_port, stream_port, hop_port
 
 
-def _measure_system(setup: Setup, system: System, workloads: list[Workload]) -> Iterator[Row]:
-    """Start the system (for the proxy), run every workload through it, stop it."""
-    with _started(setup, system) as running:
+def _measure_all(setup: Setup, systems: list[System], workloads: list[Workload]) -> list[Row]:
+    """Every workload against every system, with all of them started first.
+
+    Each case (workload and concurrency) runs against the systems in turn, ``repeat`` rounds
+    of it, each round starting one system further on. A shared machine slows down and speeds
+    up by tens of percent over minutes; this way a slow spell falls on every system alike,
+    and the ratios between systems in one run hold, where one system after the other would
+    compare them at different times."""
+    medians: dict[System, list[Row]] = {system: [] for system in systems}
+    with contextlib.ExitStack() as stack:
+        running = {system: stack.enter_context(_started(setup, system)) for system in systems}
         for workload in workloads:
-            stream = workload.name == "stream"
-            port = running.stream_port if stream else running.port
-            child = running.stream_child if stream else running.child
             levels = workload.quick_concurrency if setup.quick else workload.concurrency
             for concurrency in levels:
-                runs = [
-                    _measure(setup, system, workload, concurrency, port=port, child=child)
-                    for _ in range(setup.repeat)
-                ]
-                yield report.median_run(runs)
+                runs: dict[System, list[Row]] = {system: [] for system in systems}
+                for round_ in range(setup.repeat):
+                    shift = round_ % len(systems)
+                    for system in systems[shift:] + systems[:shift]:
+                        runs[system].append(
+                            _measure(setup, system, workload, concurrency, running[system])
+                        )
+                for system in systems:
+                    medians[system].append(report.median_run(runs[system]))
+    return [row for system in systems for row in medians[system]]
 
 
 @contextlib.contextmanager
@@ -257,15 +267,12 @@ def _started(setup: Setup, system: System) -> Iterator[Running]:
 
 
 def _measure(
-    setup: Setup,
-    system: System,
-    workload: Workload,
-    concurrency: int,
-    *,
-    port: int,
-    child: Child | None,
+    setup: Setup, system: System, workload: Workload, concurrency: int, running: Running
 ) -> Row:
-    """One run: the loader against ``port``, and the proxy's peak RSS during it."""
+    """One run: the loader against the system, and the proxy's peak RSS during it."""
+    stream = workload.name == "stream"
+    port = running.stream_port if stream else running.port
+    child = running.stream_child if stream else running.child
     url = f"http://127.0.0.1:{port}{workload.path}"
     pids = process_tree(child.pid) if child else []
     reset_peak_rss(pids)
