@@ -267,6 +267,18 @@ class _Handler:
             if outcome.upstream_status is not None and outcome.cut is None:
                 outcome.cut = "client_gone"
             raise
+        except Exception:
+            if request.writer.output_size:  # the reply has begun: aiohttp cuts the connection
+                raise
+            # A bug: the traceback goes to the log only (it may quote what the request held),
+            # and the client gets the same JSON shape and request id as for any other error.
+            log.exception("request %s failed on an unexpected error", outcome.request_id)
+            error = ProxyError(
+                "the proxy failed on an unexpected error; its log has the details under "
+                f"request id {outcome.request_id}",
+                route=outcome.route,
+            )
+            response = _error_response(error, outcome.request_id)
         else:
             status = response.status
         finally:

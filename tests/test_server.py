@@ -17,6 +17,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
+from proxy import pipeline
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator
 from tests.stack import KEY_ID, proxy, raw_request, route
 
@@ -365,6 +366,30 @@ async def test_method_not_allowed_is_405_with_allow(client: aiohttp.ClientSessio
     assert response.status == 405
     assert response.headers["Allow"] == "POST"
     assert body["error"] == "method_not_allowed"
+
+
+async def test_unexpected_error_is_500_json_with_the_request_id(
+    client: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug's exception is a JSON 500 carrying X-Request-Id; its details go to the log only."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret-looking detail")
+
+    monkeypatch.setattr(pipeline, "request_headers", broken)  # a fault inside the pipeline
+    async with (
+        proxy(route("http://127.0.0.1:9")) as running,
+        client.get(f"{running.url}/x", headers={"X-Request-Id": "bug-1"}) as response,
+    ):
+        body = await response.json()
+    assert response.status == 500
+    assert response.headers["X-Request-Id"] == "bug-1"
+    assert body["error"] == "internal_error"
+    assert "bug-1" in body["message"]
+    assert "secret-looking detail" not in body["message"]
+    logged = [r.exc_info for r in caplog.records if r.exc_info and "bug-1" in r.getMessage()]
+    assert logged[0] is not None
+    assert "secret-looking detail" in str(logged[0][1])
 
 
 async def test_connect_is_refused() -> None:
