@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,14 +103,12 @@ def start_proxy(
     command += ["--admin", f"127.0.0.1:{admin}"]
     env = proxy_env(directory / "home")
     child = Child(f"proxy-{system.label}", command, directory=directory, env=env)
-    try:
+
+    def ready() -> None:
         child.wait_for_output("listening on", timeout=30)
         wait_until(lambda: _answers(f"http://127.0.0.1:{admin}/readyz"), timeout=30, what="ready")
-        if not _answers(f"http://127.0.0.1:{port}/"):
-            raise RuntimeError(f"a GET through {child.name} failed:\n{child.log_tail()}")
-    except BaseException:
-        child.stop()
-        raise
+
+    _forwarding(child, port, ready)
     return child, port
 
 
@@ -129,14 +128,24 @@ def start_go_proxy(
     command += ["--name", "lambda", "--region", REGION]
     env = proxy_env(directory / "home") | {"GOMAXPROCS": str(system.workers)}
     child = Child(name, command, directory=directory, env=env)
-    try:
+
+    def listening() -> None:
         wait_until(lambda: port_open(port) or not child.running(), timeout=30, what=name)
+
+    _forwarding(child, port, listening)
+    return child, port
+
+
+def _forwarding(child: Child, port: int, started: Callable[[], None]) -> None:
+    """Wait with ``started``, then check that a GET through ``port`` answers 200; stop the
+    child when either fails."""
+    try:
+        started()
         if not _answers(f"http://127.0.0.1:{port}/"):
-            raise RuntimeError(f"a GET through {name} failed:\n{child.log_tail()}")
+            raise RuntimeError(f"a GET through {child.name} failed:\n{child.log_tail()}")
     except BaseException:
         child.stop()
         raise
-    return child, port
 
 
 def _answers(url: str) -> bool:
