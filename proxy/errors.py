@@ -113,6 +113,13 @@ class TooManyRequestsError(ProxyError):
         self.retry_after = retry_after  # whole seconds, for the Retry-After header
 
 
+class NotImplementedByProxyError(ProxyError):
+    """A request feature this proxy cannot pass on faithfully (RFC 9112 §6.1: 501)."""
+
+    status = 501
+    code = "not_implemented"
+
+
 class UpstreamUnreachableError(ProxyError):
     status = 502
     code = "upstream_unreachable"

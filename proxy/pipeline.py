@@ -18,7 +18,12 @@ from proxy.body import MEMORY_LIMIT, Body, read_body, received_body, too_large
 from proxy.clock import SigningClock, refused_for_time
 from proxy.credentials import CredentialProvider, Credentials, mask
 from proxy.diagnosis import explain_403, message_of
-from proxy.errors import BadRequestError, UpstreamTimeoutError, UpstreamUnreachableError
+from proxy.errors import (
+    BadRequestError,
+    NotImplementedByProxyError,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+)
 from proxy.headers import request_headers
 from proxy.http_client import Reply
 from proxy.inbound import InboundCheck
@@ -55,6 +60,10 @@ class Outcome:
     diagnosis: str | None = None
     body: bytes | None = None  # kept only while the inspector is on
     replay_of: int | None = None  # the inspector entry this request replays
+    relayed: Relayed | None = None  # the reply to the client, once it is being sent
+
+    def relaying(self, relayed: Relayed) -> None:
+        self.relayed = relayed
 
 
 async def handle(
@@ -273,6 +282,7 @@ async def _relay(
         deadline=deadline,
         request_id=outcome.request_id,
         error_body=error_body,
+        started=outcome.relaying,
     )
     if upstream.status == 403:
         explanation = outcome.diagnosis = explain_403(
@@ -309,6 +319,18 @@ async def _read_body(
     route = found.route
     if not request.body_exists:
         return EMPTY_BODY
+    codings = [
+        token.strip().lower()
+        for value in request.headers.getall("Transfer-Encoding", ())
+        for token in value.split(",")
+    ]
+    if any(coding not in ("chunked", "") for coding in codings):
+        # aiohttp undoes only the chunking: the body would go on still encoded, as if plain.
+        raise NotImplementedByProxyError(
+            f"Transfer-Encoding {', '.join(codings)} is not supported; send the body with "
+            "Content-Length or chunked only (a compressed body says so in Content-Encoding)",
+            route=route.name,
+        )
     if request.method in _BODILESS:
         raise BadRequestError(
             f"a {request.method} request with a body is refused by CloudFront; "

@@ -263,7 +263,11 @@ class _Handler:
             error = exc
             response = _error_response(exc, outcome.request_id)
         except asyncio.CancelledError:
-            status = 499  # the client went away first (nginx's name for it)
+            relayed = outcome.relayed
+            if relayed is None:
+                status = 499  # the client went away first (nginx's name for it)
+            else:  # ... while its reply was being sent: what it got, and how much
+                status, outcome.bytes_out = relayed.response.status, relayed.bytes_out
             if outcome.upstream_status is not None and outcome.cut is None:
                 outcome.cut = "client_gone"
             raise

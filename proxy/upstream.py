@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import socket
 import ssl
+import struct
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -164,6 +167,7 @@ async def relay(
     deadline: float | None,
     request_id: str,
     error_body: bytes | None = None,
+    started: Callable[[Relayed], None] | None = None,
 ) -> Relayed:
     """Stream the upstream's reply to the client chunk by chunk as it arrives, with
     ``request_id`` as its X-Request-Id.
@@ -178,15 +182,24 @@ async def relay(
     if not error_body and reply.complete:
         # All of it is here (a small reply arrives with its headers): one write to the client.
         whole = _Whole(status=reply.status, reason=reply.reason, headers=headers)
+        relayed = Relayed(whole, error_body)
+        if started is not None:
+            started(relayed)
         body = reply.buffered()
         await whole.prepare(request)
         try:
             await whole.write_eof(body)
         except ConnectionError:
-            return Relayed(whole, error_body, cut="client_gone")
-        return Relayed(whole, error_body, len(body), complete=True)
+            relayed.cut = "client_gone"
+            return relayed
+        relayed.bytes_out, relayed.complete = len(body), True
+        return relayed
     out = web.StreamResponse(status=reply.status, reason=reply.reason, headers=headers)
     relayed = Relayed(out, error_body)
+    if started is not None:
+        # The caller's view of what was sent, should the client leave (this task is then
+        # cancelled mid-write and returns nothing).
+        started(relayed)
     await out.prepare(request)
     loop = asyncio.get_running_loop()
     idle = route.timeouts.idle
@@ -293,8 +306,15 @@ def _seconds(route: Route, which: str) -> str:
 
 
 def _abort(request: web.BaseRequest) -> None:
-    # Closing without the final chunk (or short of Content-Length) tells the client the reply
-    # is incomplete; aiohttp then skips writing the end of the message.
+    # Closing without the final chunk (or short of Content-Length) tells an HTTP/1.1 client
+    # the reply is incomplete. An HTTP/1.0 reply without Content-Length ends where the
+    # connection does, so a plain close would pass a truncated body off as whole: reset the
+    # connection instead (SO_LINGER 0 makes the close send RST), for every client alike.
     transport = request.transport
-    if transport is not None:
-        transport.abort()
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

@@ -318,11 +318,12 @@ def parse_method(value: object, *, path: str) -> str:
 
 
 # Headers the proxy sets, signs or strips on every request (DESIGN §3.6-8); a route that
-# added or removed one would break the signature or HTTP framing.
+# added or removed one would break the signature or HTTP framing, or (X-Request-Id, which
+# ties the proxy's log to the function's) be overwritten without a word.
 PROXY_HEADERS = frozenset(
     {
         *("host", "authorization", "content-length", "transfer-encoding", "connection"),
-        *("keep-alive", "te", "trailer", "upgrade", "expect"),
+        *("keep-alive", "te", "trailer", "upgrade", "expect", "x-request-id"),
         *("x-amz-date", "x-amz-content-sha256", "x-amz-security-token"),
     }
 )

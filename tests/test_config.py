@@ -796,6 +796,13 @@ CASES = [
         "proxy sets itself",
     ),
     _case(
+        "header-add-request-id",
+        _routed(headers={"add": {"X-Request-Id": "x"}}),
+        "routes[0].headers.add.X-Request-Id",
+        "'X-Request-Id'",
+        "proxy sets itself",
+    ),
+    _case(
         "header-add-other-amz",
         _routed(headers={"add": {"X-Amz-Target": "x"}}),
         "routes[0].headers.add.X-Amz-Target",

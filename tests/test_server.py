@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import io
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -206,6 +207,22 @@ async def test_get_or_head_with_body_is_refused(emulator: Emulator, method: byte
     assert not emulator.requests
 
 
+async def test_transfer_coding_other_than_chunked_is_501(emulator: Emulator) -> None:
+    """A gzip transfer coding is refused with 501; the still-encoded body is never sent."""
+    body = gzip.compress(b"hello")
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    async with proxy(route(emulator.cloudfront_url)) as running:
+        reply = await raw_request(
+            running.port,
+            b"POST /x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: gzip, chunked\r\n"
+            b"Connection: close\r\n\r\n" + chunked,
+        )
+    assert reply.status == 501
+    assert json.loads(reply.body)["error"] == "not_implemented"
+    assert reply.header("x-request-id")
+    assert not emulator.requests
+
+
 async def test_oac_route_adds_the_payload_hash(client: aiohttp.ClientSession) -> None:
     """Mode oac sends no signature of its own, drops the client's, and adds the body hash."""
     async with (
@@ -269,6 +286,37 @@ async def test_first_chunk_arrives_while_the_upstream_is_still_held(
         gate.set()
         rest = await response.read()
     assert (first, rest) == (b"first;", b"second")
+
+
+async def test_client_leaving_mid_stream_is_logged_with_what_it_was_sent(
+    aiohttp_server: AiohttpServer, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves during a streamed reply: its status, the bytes sent, client_gone."""
+    released = asyncio.Event()
+
+    async def held_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=201)
+        await response.prepare(request)
+        await response.write(b"first;")
+        await released.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/s", held_stream)
+    upstream = await aiohttp_server(app)
+    with caplog.at_level(logging.INFO, logger="signing_proxy.access"):
+        async with proxy(route(str(upstream.make_url("")), mode="none")) as running:
+            async with client.get(f"{running.url}/s") as response:
+                assert await response.content.readuntil(b";") == b"first;"
+                response.close()  # the client goes away mid-reply
+            for _ in range(200):
+                lines = [r for r in caplog.records if r.name == "signing_proxy.access"]
+                if lines:
+                    break
+                await asyncio.sleep(0.01)
+            released.set()
+    (line,) = lines
+    assert (line.status, line.bytes_out, line.cut) == (201, 6, "client_gone")  # type: ignore[attr-defined]
 
 
 async def _reply_server(aiohttp_server: AiohttpServer, handler: Any) -> str:
@@ -472,6 +520,38 @@ async def test_upstream_reset_mid_reply_aborts_the_client(
         assert response.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
+
+
+async def test_upstream_reset_mid_reply_resets_an_http10_client(
+    aiohttp_server: AiohttpServer,
+) -> None:
+    """An HTTP/1.0 reply ends where the connection does: a cut one is reset, not closed."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"hello")
+        await asyncio.sleep(0.2)  # the proxy relays the first chunk on its own
+        assert request.transport is not None
+        request.transport.abort()
+        return response
+
+    upstream = await _reply_server(aiohttp_server, handler)
+    async with proxy(route(upstream, mode="none")) as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        writer.write(b"GET /cut HTTP/1.0\r\n\r\n")
+        received = bytearray()
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(_read_to_end(reader, received), timeout=10)
+        writer.close()
+    assert received.startswith(b"HTTP/1.0 200 ")
+    assert received.endswith(b"hello")
+
+
+async def _read_to_end(reader: asyncio.StreamReader, into: bytearray) -> None:
+    while chunk := await reader.read(65536):
+        into += chunk
 
 
 async def test_unavailable_credentials_are_503_naming_the_set(
