@@ -15,7 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy import __version__
-from proxy.config import implied_target, load_config, parse_duration, quick_config
+from proxy.config import (
+    check_admin_address,
+    implied_target,
+    load_config,
+    parse_duration,
+    quick_config,
+)
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.logs import setup_logging
 from proxy.serve_command import serve, serve_worker, serve_workers
@@ -221,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
     admin = None
     if args.admin:
         admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
+        check_admin_address(admin, config.listen, key="--admin")
     try:
         workers = worker_count(args.workers)
     except ValueError:

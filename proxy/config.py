@@ -128,7 +128,20 @@ def parse_config(data: object) -> Config:
         upstream_ca_file=top.get("upstream_tls", _parse_upstream_tls, None),
     )
     _check_exposure(config)
+    if config.admin is not None:
+        check_admin_address(config.admin, config.listen, key="admin")
     return config
+
+
+def check_admin_address(admin: Address, listen: Address, *, key: str) -> None:
+    """The admin listener needs a port of its own; else the proxy would fail at start with
+    "address already in use", as if another program held the port."""
+    if admin.overlaps(listen):
+        raise ConfigError(
+            key,
+            f"{str(admin)!r} is the proxy's listen address {str(listen)!r} "
+            "(expected another port, e.g. 127.0.0.1:9901)",
+        )
 
 
 def _check_exposure(config: Config) -> None:
@@ -429,7 +442,7 @@ def _parse_retries(value: object, *, path: str) -> Retries:
     fields = Section(value, path=path, keys=keys, expected=", ".join(keys), null_ok=True)
     default = Retries()
     return Retries(
-        attempts=fields.get("attempts", parse_count, default.attempts),
+        attempts=fields.get("attempts", partial(parse_count, example=3), default.attempts),
         backoff=fields.get("backoff", parse_duration, default.backoff),
         max_backoff=fields.get("max_backoff", parse_duration, default.max_backoff),
         budget=fields.get("budget", parse_duration, default.budget),

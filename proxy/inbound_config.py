@@ -209,8 +209,9 @@ def _parse_rate(value: object, *, path: str) -> float:
     return float(match[1]) / _PER[match[2]]
 
 
-def parse_count(value: object, *, path: str) -> int:
-    """A whole number of at least 1 (max_concurrent, burst)."""
+def parse_count(value: object, *, path: str, example: int = 32) -> int:
+    """A whole number of at least 1 (max_concurrent, burst, retries.attempts)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(path, f"{show(value)} is not a whole number >= 1 (expected e.g. 32)")
+        expected = f"expected e.g. {example}"
+        raise ConfigError(path, f"{show(value)} is not a whole number >= 1 ({expected})")
     return value

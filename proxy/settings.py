@@ -40,6 +40,15 @@ class Address:
         except ValueError:
             return False
 
+    def overlaps(self, other: Address) -> bool:
+        """Whether both cannot listen at once: one port (not 0, "any free one"), and one host
+        or a wildcard host on either side."""
+        wildcards = ("0.0.0.0", "::", "")  # noqa: S104 - compared with, not bound
+        same_host = self.host.lower() == other.host.lower()
+        return self.port == other.port != 0 and (
+            same_host or self.host in wildcards or other.host in wildcards
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SigningTarget:

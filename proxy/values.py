@@ -80,6 +80,10 @@ def expect_bool(value: object, *, path: str) -> bool:
 def parse_name(value: object, *, path: str, what: str) -> str:
     """A route or credential-set name: safe to print in logs and JSON without quoting."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # YAML reads `name: 123` as a number; the name itself would be fine in quotes.
+            expected = f'expected text: write it in quotes, "{value}"'
+            raise ConfigError(path, f"{show(value)} is a number, not a {what} name ({expected})")
         raise ConfigError(
             path, f"{show(value)} is not a valid {what} name (expected {NAME_EXPECTED})"
         )

@@ -220,6 +220,7 @@ def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
             ["--upstream", CLOUDFRONT, "--mode", "none", "--inspect", "--admin", "0.0.0.0:9901"],
             "--inspect",
         ),
+        (["--upstream", CLOUDFRONT, "--mode", "none", "--admin", "127.0.0.1:8080"], "--admin"),
     ],
     ids=[
         "nothing-to-serve",
@@ -228,6 +229,7 @@ def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
         "default-iam",
         "inspect-with-workers",
         "inspect-on-public-admin",
+        "admin-on-listen-port",
     ],
 )
 def test_bad_serve_arguments_exit_2(tmp_path: Path, args: list[str], named: str) -> None:

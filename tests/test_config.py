@@ -456,7 +456,28 @@ CASES = [
     ),
     _case("name-start", _routed(name="-x"), "routes[0].name", "'-x'", "starting with a letter"),
     _case("name-too-long", _routed(name="a" * 65), "routes[0].name", "'aaaa", "up to 64"),
-    _case("name-not-string", _routed(name=7), "routes[0].name", "7", "letters, digits"),
+    _case("name-number", _routed(name=7), "routes[0].name", "7 is a number", 'in quotes, "7"'),
+    _case("name-not-string", _routed(name=[]), "routes[0].name", "a list", "letters, digits"),
+    _case(
+        "retries-attempts-zero",
+        _routed(retries={"attempts": 0}),
+        "routes[0].retries.attempts",
+        "0 is not a whole number >= 1",
+        "e.g. 3",
+    ),
+    _case(
+        "admin-is-listen",
+        _doc(listen="127.0.0.1:8080", admin="127.0.0.1:8080"),
+        "admin",
+        "'127.0.0.1:8080' is the proxy's listen address",
+        "another port",
+    ),
+    _case(
+        "admin-under-wildcard-listen",
+        _doc(listen="0.0.0.0:8080", admin="127.0.0.1:8080", allow_unauthenticated=True),
+        "admin",
+        "listen address '0.0.0.0:8080'",
+    ),
     _case("name-duplicate", TWO_ORDERS, "routes[1].name", "'orders'", "routes[0]", "unique"),
     # path_prefix
     _case(
