@@ -15,11 +15,15 @@ bench/upstream.py), with keep-alive connections:
 - ``hop``: server and client together and nothing else: the server's handler sends each
   request on with the proxy's client and streams the reply back as the proxy does (no
   routing, checks, signing, retries, metrics or logs): the floor for this proxy;
-- ``proxy``: the whole proxy, ``serve --workers 1`` in ``iam`` mode, under bench/load.py.
+- ``proxy-none`` and ``proxy-iam``: the whole proxy, ``serve --workers 1`` in ``none`` and
+  in ``iam`` mode, under bench/load.py, ``--rounds`` times each, taking turns; the medians,
+  and what signing adds per request.
 
 For each it prints requests per second and CPU microseconds per request of the measured
 process (user + system, from /proc), so the share of a request's cost that a faster client or
-server could save is a measurement, not a guess. Everything listens on 127.0.0.1.
+server could save is a measurement, not a guess. CPU per request moves far less than
+requests per second when the shared machine slows down, so it is what tells what ``iam``
+costs. Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import contextlib
 import json
 import os
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -66,6 +71,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per part")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns of proxy-none and proxy-iam (medians)"
+    )
     # The child processes of the server and hop parts.
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--forward-to", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -94,16 +102,38 @@ def main() -> int:
             wait_until(lambda: port_open(port), timeout=15, what=part)  # noqa: B023
             _print(part, *_measure_process(child.pid, port, args.connections, args.seconds))
             child.stop()
-        proxy, port = start_proxy(
-            directory,
-            System("proxy", "iam", 1),
-            origin_port=origin_port,
-            stream_port=stream_port,
-            log_level="warning",
-        )
-        stack.callback(proxy.stop)
-        _print("proxy", *_measure_process(proxy.pid, port, args.connections, args.seconds))
+        proxies = {}
+        for mode in ("none", "iam"):
+            proxy, port = start_proxy(
+                directory,
+                System("proxy", mode, 1),
+                origin_port=origin_port,
+                stream_port=stream_port,
+                log_level="warning",
+            )
+            stack.callback(proxy.stop)
+            proxies[f"proxy-{mode}"] = (proxy.pid, port)
+        _compare_modes(proxies, args.connections, args.seconds, args.rounds)
     return 0
+
+
+def _compare_modes(
+    proxies: dict[str, tuple[int, int]], connections: int, seconds: float, rounds: int
+) -> None:
+    """Each proxy in turn, ``rounds`` times: a slow spell of the machine falls on both."""
+    measured: dict[str, list[tuple[float, float]]] = {part: [] for part in proxies}
+    for _ in range(rounds):
+        for part, (pid, port) in proxies.items():
+            measured[part].append(_measure_process(pid, port, connections, seconds))
+    cpu = {}
+    for part, runs in measured.items():
+        rate, cpu[part] = (
+            statistics.median(r for r, _ in runs),
+            statistics.median(c for _, c in runs),
+        )
+        _print(part, rate, cpu[part])
+    added = cpu["proxy-iam"] - cpu["proxy-none"]
+    print(f"iam adds {added:.1f} µs CPU per request ({added / cpu['proxy-none']:+.0%} on none)")
 
 
 def _print(part: str, rate: float, cpu_us: float) -> None:
