@@ -56,6 +56,7 @@ class ProxyProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.statuses: collections.Counter[int] = collections.Counter()
+        self.cuts: collections.Counter[str | None] = collections.Counter()
         self.request_ids: set[str] = set()
         self.process: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
@@ -82,6 +83,7 @@ class ProxyProcess:
             entry = json.loads(line)
             if entry["logger"] == "signing_proxy.access":
                 self.statuses[entry["status"]] += 1
+                self.cuts[entry.get("cut")] += 1
                 self.request_ids.add(entry["request_id"])
 
     def sample(self, name: str) -> int:
@@ -183,7 +185,9 @@ async def test_soak_with_mixed_faults(faulty: tuple[FaultyUpstream, str], tmp_pa
     assert upstream.in_progress == 0
     assert sum(proxy.statuses.values()) == REQUESTS  # every request, abandoned ones too
     assert len(proxy.request_ids) == REQUESTS
-    assert proxy.statuses[499] == kinds.count("abandon")
+    # Abandoned mid-reply: logged with the reply's status, and why it stopped short.
+    assert proxy.cuts["client_gone"] == kinds.count("abandon")
+    assert proxy.statuses[499] == 0  # no client left before its reply began
     counted = sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
