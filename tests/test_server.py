@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import io
@@ -259,26 +260,37 @@ async def test_streamed_reply_relays_the_first_event_before_the_last_is_written(
     assert response.headers["Content-Type"] == "text/event-stream"
 
 
+async def _reply_server(aiohttp_server: AiohttpServer, handler: Any) -> str:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+def _held_stream(gate: asyncio.Event, *, status: int = 200) -> Any:
+    """An upstream handler that streams "first;", then waits for ``gate`` to send "second"."""
+
+    async def held_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        await response.prepare(request)
+        await response.write(b"first;")
+        await asyncio.wait_for(gate.wait(), timeout=10)
+        with contextlib.suppress(ConnectionError):  # the proxy may have left by then
+            await response.write(b"second")
+            await response.write_eof()
+        return response
+
+    return held_stream
+
+
 async def test_first_chunk_arrives_while_the_upstream_is_still_held(
     aiohttp_server: AiohttpServer, client: aiohttp.ClientSession
 ) -> None:
     """A chunk is relayed as soon as it arrives: the upstream waits until the client saw it."""
     gate = asyncio.Event()
-
-    async def held_stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        await response.write(b"first;")
-        await asyncio.wait_for(gate.wait(), timeout=10)
-        await response.write(b"second")
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_get("/s", held_stream)
-    upstream = await aiohttp_server(app)
+    upstream = await _reply_server(aiohttp_server, _held_stream(gate))
     async with (
-        proxy(route(str(upstream.make_url("")), mode="none")) as running,
+        proxy(route(upstream, mode="none")) as running,
         client.get(f"{running.url}/s") as response,
     ):
         first = await asyncio.wait_for(response.content.readuntil(b";"), timeout=10)
@@ -293,19 +305,9 @@ async def test_client_leaving_mid_stream_is_logged_with_what_it_was_sent(
 ) -> None:
     """A client that leaves during a streamed reply: its status, the bytes sent, client_gone."""
     released = asyncio.Event()
-
-    async def held_stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=201)
-        await response.prepare(request)
-        await response.write(b"first;")
-        await released.wait()
-        return response
-
-    app = web.Application()
-    app.router.add_get("/s", held_stream)
-    upstream = await aiohttp_server(app)
+    upstream = await _reply_server(aiohttp_server, _held_stream(released, status=201))
     with caplog.at_level(logging.INFO, logger="signing_proxy.access"):
-        async with proxy(route(str(upstream.make_url("")), mode="none")) as running:
+        async with proxy(route(upstream, mode="none")) as running:
             async with client.get(f"{running.url}/s") as response:
                 assert await response.content.readuntil(b";") == b"first;"
                 response.close()  # the client goes away mid-reply
@@ -317,13 +319,6 @@ async def test_client_leaving_mid_stream_is_logged_with_what_it_was_sent(
             released.set()
     (line,) = lines
     assert (line.status, line.bytes_out, line.cut) == (201, 6, "client_gone")  # type: ignore[attr-defined]
-
-
-async def _reply_server(aiohttp_server: AiohttpServer, handler: Any) -> str:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    server = await aiohttp_server(app)
-    return str(server.make_url("")).rstrip("/")
 
 
 async def test_reply_headers_and_body_pass_through_unchanged(
