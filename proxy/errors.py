@@ -48,6 +48,9 @@ class ProxyError(SigningProxyError):
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    # The request's body is the problem (too big, stalled): its reply says Connection: close
+    # rather than leave the client sending into a connection that is about to be dropped.
+    closes_connection: ClassVar[bool] = False
 
     def __init__(self, message: str, *, route: str | None = None) -> None:
         self.message = message
@@ -97,11 +100,13 @@ class MethodNotAllowedError(ProxyError):
 class RequestTimeoutError(ProxyError):
     status = 408
     code = "request_timeout"
+    closes_connection = True  # RFC 9110 §15.5.9: 408 implies the server closes
 
 
 class BodyTooLargeError(ProxyError):
     status = 413
     code = "body_too_large"
+    closes_connection = True
 
 
 class TooManyRequestsError(ProxyError):

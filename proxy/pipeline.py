@@ -20,6 +20,7 @@ from proxy.credentials import CredentialProvider, Credentials, mask
 from proxy.diagnosis import explain_403, message_of
 from proxy.errors import (
     BadRequestError,
+    BodyTooLargeError,
     NotImplementedByProxyError,
     UpstreamTimeoutError,
     UpstreamUnreachableError,
@@ -331,13 +332,16 @@ async def _read_body(
             "Content-Length or chunked only (a compressed body says so in Content-Encoding)",
             route=route.name,
         )
+    declared = request.content_length
     if request.method in _BODILESS:
+        # Some clients send every request chunked: a last chunk straight away is no body.
+        if declared is None and await _chunked_is_empty(request, generation, route.name):
+            return EMPTY_BODY
         raise BadRequestError(
             f"a {request.method} request with a body is refused by CloudFront; "
             "send the body with POST or PUT",
             route=route.name,
         )
-    declared = request.content_length
     if declared is not None and declared > route.max_body:
         raise too_large(route.max_body, route.name)
     if (
@@ -358,6 +362,20 @@ async def _read_body(
         idle_timeout=generation.config.client_timeouts.body,
         observe=observe,
     )
+
+
+async def _chunked_is_empty(request: web.BaseRequest, generation: Generation, route: str) -> bool:
+    """Whether a chunked body ends before its first byte (read no further than that)."""
+    try:
+        await read_body(
+            request.content.iter_any(),
+            limit=0,
+            route=route,
+            idle_timeout=generation.config.client_timeouts.body,
+        )
+    except BodyTooLargeError:
+        return False
+    return True
 
 
 def _sign(

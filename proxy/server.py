@@ -416,6 +416,10 @@ def _log_access(
 def _error_response(exc: ProxyError, request_id: str) -> web.Response:
     response = web.json_response(exc.to_json(), status=exc.status)
     response.headers["X-Request-Id"] = request_id
+    if exc.closes_connection:
+        # aiohttp still reads (and drops) what is left of the body for up to 10 s first, so
+        # the client can read this reply instead of meeting a reset.
+        response.force_close()
     if isinstance(exc, MethodNotAllowedError):
         response.headers["Allow"] = ", ".join(sorted(exc.allowed))
     elif isinstance(exc, UnauthorizedError) and exc.challenge:

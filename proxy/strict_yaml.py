@@ -7,6 +7,7 @@ duplicate is at the top level; the caller names the file then).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any, Protocol, TypeVar
 
@@ -40,6 +41,8 @@ def parse_yaml(text: str, *, name: str) -> object:
         if exc.context and problem.startswith("but "):  # "expected one document but found ..."
             problem = f"{exc.context} {problem}"
         problem = " ".join(problem.split())
+        if mark and (hint := _quoting_hint(text, mark.line)):
+            problem += f"; {hint}"
         raise ConfigError(where, f"{kind}: {problem}") from exc
     except yaml.reader.ReaderError as exc:
         character = exc.character if isinstance(exc.character, int) else ord(exc.character)
@@ -66,6 +69,20 @@ class StrictLoader(yaml.SafeLoader):
             return None
         _reject_duplicate_keys(node, path="", seen=set())
         return self.construct_document(node)
+
+
+# "listen: [::1]:8080" reads as the start of a YAML list; quoted, it is the address it looks like.
+_BARE_BRACKETED = re.compile(r"\s*(?:- )?([\w-]+):\s+(\[[0-9A-Fa-f:.]+\]:\d+)\s*(?:#.*)?")
+
+
+def _quoting_hint(text: str, line: int) -> str | None:
+    """How to write the line as meant, when it is an IPv6 address and port left unquoted."""
+    lines = text.splitlines()
+    found = _BARE_BRACKETED.fullmatch(lines[line]) if line < len(lines) else None
+    if found is None:
+        return None
+    key, value = found.groups()
+    return f'an IPv6 address with a port must be quoted: {key}: "{value}"'
 
 
 def _read_text(name: str) -> str:

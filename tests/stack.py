@@ -48,11 +48,14 @@ async def proxy(
     *routes: dict[str, Any],
     credentials: dict[str, Any] | None = None,
     overrides: Mapping[str, Fetch] | None = FIXED_KEYS,
+    client_timeouts: dict[str, str] | None = None,
 ) -> AsyncIterator[Running]:
     """The proxy on 127.0.0.1, a free port, signing with the emulator's test key by default."""
     document: dict[str, Any] = {"listen": "127.0.0.1:0", "routes": list(routes)}
     if credentials is not None:
         document["credentials"] = credentials
+    if client_timeouts is not None:
+        document["client_timeouts"] = client_timeouts
     async with running(parse_config(document), credential_overrides=overrides) as started:
         yield started
 

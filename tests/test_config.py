@@ -1266,6 +1266,21 @@ def test_yaml_syntax_errors(in_tmp: Path, text: str, prefix: str) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("line", "quoted"),
+    [
+        ("listen: [::1]:8080", 'listen: "[::1]:8080"'),
+        ("admin: [fd00::5]:9090  # metrics", 'admin: "[fd00::5]:9090"'),
+    ],
+)
+def test_unquoted_ipv6_address_says_to_quote_it(tmp_path: Path, line: str, quoted: str) -> None:
+    """An IPv6 address and port left unquoted gets YAML's error and how to write it."""
+    path = _write(tmp_path, f"{line}\nroutes: []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).endswith(f"; an IPv6 address with a port must be quoted: {quoted}")
+
+
 def test_yaml_syntax_error_exact(tmp_path: Path) -> None:
     """The syntax error names the file, line and column of the problem."""
     path = _write(tmp_path, "routes:\n  - name: a\n    b: c: d\n")

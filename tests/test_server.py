@@ -21,7 +21,7 @@ from yarl import URL
 
 from proxy import pipeline
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator
-from tests.stack import KEY_ID, proxy, raw_request, route
+from tests.stack import KEY_ID, RAW_TIMEOUT, proxy, raw_request, route
 
 MIB = 1024 * 1024
 
@@ -195,17 +195,69 @@ async def test_over_max_body_is_413_and_nothing_is_sent(
     assert not emulator.requests
 
 
+async def test_413_closes_the_connection_once_the_body_is_drained(emulator: Emulator) -> None:
+    """A 413 says Connection: close and the proxy closes after taking the rest of the body."""
+    async with proxy(route(emulator.cloudfront_url, max_body="2KiB")) as running:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        writer.write(b"POST /x HTTP/1.1\r\nHost: p\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+        async with asyncio.timeout(RAW_TIMEOUT):
+            reply = await reader.read()  # to the end: the proxy closes
+        writer.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"\r\nConnection: close" in head
+    assert json.loads(body)["error"] == "body_too_large"
+
+
+async def test_stalled_body_is_408_with_connection_close(emulator: Emulator) -> None:
+    """A client that stops sending its body gets a 408 that says Connection: close."""
+    async with proxy(route(emulator.cloudfront_url), client_timeouts={"body": "0.2s"}) as running:
+        reply = await raw_request(
+            running.port, b"POST /x HTTP/1.1\r\nHost: p\r\nContent-Length: 50\r\n\r\nabc"
+        )
+    assert reply.status == 408
+    assert reply.header("connection") == "close"
+    assert reply.json()["error"] == "request_timeout"
+    assert not emulator.requests
+
+
 @pytest.mark.parametrize("method", [b"GET", b"HEAD"])
-async def test_get_or_head_with_body_is_refused(emulator: Emulator, method: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"Content-Length: 4\r\n\r\nbody", b"Transfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n"],
+    ids=["declared", "chunked"],
+)
+async def test_get_or_head_with_body_is_refused(
+    emulator: Emulator, method: bytes, body: bytes
+) -> None:
     """CloudFront refuses GET/HEAD with a body; the proxy says so instead of forwarding it."""
     async with proxy(route(emulator.cloudfront_url)) as running:
         reply = await raw_request(
             running.port,
-            method + b" /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            b"Content-Length: 4\r\n\r\nbody",
+            method + b" /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + body,
         )
     assert reply.status == 400
     assert not emulator.requests
+
+
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+async def test_get_or_head_with_an_empty_chunked_body_is_forwarded(
+    emulator: Emulator, method: bytes
+) -> None:
+    """A GET/HEAD sent chunked whose body ends at once goes upstream with no body at all."""
+    async with proxy(route(emulator.cloudfront_url)) as running:
+        reply = await raw_request(
+            running.port,
+            method + b" /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        )
+    assert reply.status == 200
+    [forwarded] = emulator.requests
+    assert forwarded.method == method.decode()
+    assert forwarded.verdict.ok
+    assert forwarded.body_length == 0
+    names = {name.lower() for name, _ in forwarded.headers}
+    assert not names & {"transfer-encoding", "content-length"}
 
 
 async def test_transfer_coding_other_than_chunked_is_501(emulator: Emulator) -> None:
