@@ -23,7 +23,9 @@ For each it prints requests per second and CPU microseconds per request of the m
 process (user + system, from /proc), so the share of a request's cost that a faster client or
 server could save is a measurement, not a guess. CPU per request moves far less than
 requests per second when the shared machine slows down, so it is what tells what ``iam``
-costs. Everything listens on 127.0.0.1.
+costs. Where ``perf`` is installed and the machine has hardware counters, the measured
+processes' user-space instructions and cycles per request are printed too (``perf stat``):
+instructions stay within about 1% from run to run. Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -93,14 +97,16 @@ def main() -> int:
             stack.callback(origin.stop)
         print(f"origin: {'nginx' if binary else 'builtin'}, {args.connections} connections")
         for part, send in (("aiohttp-client", _aiohttp_sender), ("client", _pool_sender)):
-            _print(part, *_measure_client(send, origin_port, args.connections, args.seconds))
+            _print(
+                part, Measured(*_measure_client(send, origin_port, args.connections, args.seconds))
+            )
         for part, forward in (("server", []), ("hop", ["--forward-to", str(origin_port)])):
             port = free_port()
             command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
             child = Child(part, [*command, *forward], directory=directory)
             stack.callback(child.stop)
             wait_until(lambda: port_open(port), timeout=15, what=part)  # noqa: B023
-            _print(part, *_measure_process(child.pid, port, args.connections, args.seconds))
+            _print(part, _measure_process(child.pid, port, args.connections, args.seconds))
             child.stop()
         proxies = {}
         for mode in ("none", "iam"):
@@ -121,23 +127,57 @@ def _compare_modes(
     proxies: dict[str, tuple[int, int]], connections: int, seconds: float, rounds: int
 ) -> None:
     """Each proxy in turn, ``rounds`` times: a slow spell of the machine falls on both."""
-    measured: dict[str, list[tuple[float, float]]] = {part: [] for part in proxies}
+    measured: dict[str, list[Measured]] = {part: [] for part in proxies}
     for _ in range(rounds):
         for part, (pid, port) in proxies.items():
             measured[part].append(_measure_process(pid, port, connections, seconds))
-    cpu = {}
-    for part, runs in measured.items():
-        rate, cpu[part] = (
-            statistics.median(r for r, _ in runs),
-            statistics.median(c for _, c in runs),
+    medians = {part: Measured.median(runs) for part, runs in measured.items()}
+    for part, median in medians.items():
+        _print(part, median)
+    none, iam = medians["proxy-none"], medians["proxy-iam"]
+    added = iam.cpu_us - none.cpu_us
+    print(f"iam adds {added:.1f} µs CPU per request ({added / none.cpu_us:+.0%} on none)")
+    for what in ("instructions", "cycles"):
+        before, after = getattr(none, what), getattr(iam, what)
+        if before and after:
+            print(
+                f"iam adds {(after - before) / 1e3:.1f}k user-space {what} per request "
+                f"({after / before - 1:+.1%} on none)"
+            )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One part's rate and cost per request; instructions and cycles (user space, from
+    ``perf stat``) when perf can count them on this machine."""
+
+    rate: float
+    cpu_us: float
+    instructions: float | None = None
+    cycles: float | None = None
+
+    @staticmethod
+    def median(runs: list[Measured]) -> Measured:
+        """Each figure's median over ``runs``."""
+
+        def middle(values: list[float | None]) -> float | None:
+            known = [value for value in values if value is not None]
+            return statistics.median(known) if len(known) == len(values) else None
+
+        return Measured(
+            statistics.median(run.rate for run in runs),
+            statistics.median(run.cpu_us for run in runs),
+            middle([run.instructions for run in runs]),
+            middle([run.cycles for run in runs]),
         )
-        _print(part, rate, cpu[part])
-    added = cpu["proxy-iam"] - cpu["proxy-none"]
-    print(f"iam adds {added:.1f} µs CPU per request ({added / cpu['proxy-none']:+.0%} on none)")
 
 
-def _print(part: str, rate: float, cpu_us: float) -> None:
-    print(f"{part:15} {rate:>10,.0f} req/s  {cpu_us:7.1f} µs CPU per request")
+def _print(part: str, measured: Measured) -> None:
+    line = f"{part:15} {measured.rate:>10,.0f} req/s  {measured.cpu_us:7.1f} µs CPU per request"
+    if measured.instructions and measured.cycles:
+        thousands = measured.instructions / 1e3, measured.cycles / 1e3
+        line += "  {:6.1f}k instructions  {:6.1f}k cycles".format(*thousands)
+    print(line)
 
 
 Send = Callable[[], Awaitable[None]]
@@ -202,17 +242,49 @@ def _measure_client(
         return runner.run(run())
 
 
-def _measure_process(pid: int, port: int, connections: int, seconds: float) -> tuple[float, float]:
-    """bench/load.py against ``port``; the rate, and ``pid``'s CPU per request meanwhile."""
+def _measure_process(pid: int, port: int, connections: int, seconds: float) -> Measured:
+    """bench/load.py against ``port``; the rate, and ``pid``'s CPU (and, with perf, its
+    user-space instructions and cycles) per request meanwhile."""
     command = [sys.executable, str(BENCH / "load.py"), "--url", f"http://127.0.0.1:{port}/"]
     command += ["--connections", str(connections), "--seconds", str(seconds), "--warmup", "1"]
     load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
     time.sleep(1.0)  # the warm-up: not counted
     before = tree_cpu(pid)
+    counting = _count_events(pid, seconds)
     out, _ = load.communicate(timeout=seconds + 30)
     after = tree_cpu(pid)  # includes the last moments after the window: a slight overcount
     found = json.loads(out)
-    return found["req_per_s"], (after - before) / TICKS / found["requests"] * 1e6
+    requests = found["requests"]
+    counts = _counted(counting) if counting is not None else {}
+    return Measured(
+        found["req_per_s"],
+        (after - before) / TICKS / requests * 1e6,
+        counts["instructions:u"] / requests if "instructions:u" in counts else None,
+        counts["cycles:u"] / requests if "cycles:u" in counts else None,
+    )
+
+
+def _count_events(pid: int, seconds: float) -> subprocess.Popen[str] | None:
+    """``perf stat`` on ``pid`` for ``seconds``, when perf is installed (Debian: linux-perf).
+    Instructions are steady to about 1% from run to run where CPU time moves by 10%."""
+    if shutil.which("perf") is None:
+        return None
+    command = ["perf", "stat", "-x", ",", "-e", "instructions:u,cycles:u", "-p", str(pid)]
+    return subprocess.Popen(  # noqa: S603
+        [*command, "--", "sleep", str(seconds)], stderr=subprocess.PIPE, text=True
+    )
+
+
+def _counted(perf: subprocess.Popen[str]) -> dict[str, float]:
+    """The counts ``perf stat -x ,`` printed; none where it could not count (a VM without
+    performance counters says "<not supported>")."""
+    _, err = perf.communicate(timeout=30)
+    counts = {}
+    for line in err.splitlines():
+        value, _, event, *_ = [*line.split(","), "", ""]
+        if value.isdigit():
+            counts[event] = float(value)
+    return counts
 
 
 def _bare_server(port: int, *, forward_to: int | None) -> None:
