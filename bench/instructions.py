@@ -89,9 +89,7 @@ def _origin(directory: Path) -> Iterator[int]:
     if binary is None:
         origin, port = start_upstream(directory)
     else:
-        port = free_port()
-        config = nginx.origin_config(directory / "nginx", port=port)
-        origin = nginx.start(binary, "nginx", config, directory=directory, port=port)
+        origin, port = nginx.start_origin(binary, directory)
     try:
         yield port
     finally:

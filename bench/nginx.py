@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.processes import Child, port_open, wait_until
+from bench.processes import Child, free_port, port_open, wait_until
 
 ORIGIN_BODY = '{"ok":true}\\n'  # the built-in upstream's body, in nginx's string syntax
 
@@ -133,6 +133,13 @@ def start(executable: str, name: str, config: str, *, directory: Path, port: int
         child.stop()
         raise
     return child
+
+
+def start_origin(executable: str, directory: Path, *, name: str = "nginx") -> tuple[Child, int]:
+    """nginx as the origin (``origin_config``) on a free port, once it answers there."""
+    port = free_port()
+    config = origin_config(directory / name, port=port)
+    return start(executable, name, config, directory=directory, port=port), port
 
 
 def _listening(child: Child, port: int) -> bool:

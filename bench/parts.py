@@ -91,9 +91,7 @@ def main() -> int:
         stack.callback(upstream.stop)
         origin_port = stream_port
         if binary := nginx.binary():
-            origin_port = free_port()
-            config = nginx.origin_config(directory / "nginx", port=origin_port)
-            origin = nginx.start(binary, "nginx", config, directory=directory, port=origin_port)
+            origin, origin_port = nginx.start_origin(binary, directory)
             stack.callback(origin.stop)
         print(f"origin: {'nginx' if binary else 'builtin'}, {args.connections} connections")
         for part, send in (("aiohttp-client", _aiohttp_sender), ("client", _pool_sender)):

@@ -188,12 +188,9 @@ def _start_servers(
     stack.callback(upstream.stop)
     if nginx_binary is None:
         return stream_port, stream_port, None
-    origin_port, hop_port = free_port(), free_port()
-    config = nginx.origin_config(directory / "nginx-origin", port=origin_port)
-    origin = nginx.start(
-        nginx_binary, "nginx-origin", config, directory=directory, port=origin_port
-    )
+    origin, origin_port = nginx.start_origin(nginx_binary, directory, name="nginx-origin")
     stack.callback(origin.stop)
+    hop_port = free_port()
     config = nginx.hop_config(
         directory / "nginx-hop", port=hop_port, origin_port=origin_port, stream_port=stream_port
     )
