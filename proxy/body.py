@@ -65,9 +65,12 @@ async def read_body(
     limit: int,
     route: str,
     idle_timeout: float = IDLE_TIMEOUT,
+    total_timeout: float | None = None,
     observe: Callable[[bytes], None] | None = None,
 ) -> Body:
-    """Read ``chunks`` to the end, failing with 413 as soon as more than ``limit`` bytes arrive.
+    """Read ``chunks`` to the end, failing with 413 as soon as more than ``limit`` bytes arrive,
+    and with 408 after ``idle_timeout`` without data or ``total_timeout`` in all (a body
+    trickled a byte at a time must not hold the connection and its route's slot for ever).
 
     ``observe`` sees every chunk as it arrives (a webhook signature is computed that way,
     without reading the body twice).
@@ -77,15 +80,23 @@ async def read_body(
     buffered = 0
     spool: IO[bytes] | None = None
     size = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if total_timeout is None else loop.time() + total_timeout
     try:
         while True:
+            wake = loop.time() + idle_timeout
             try:
-                async with asyncio.timeout(idle_timeout):
+                async with asyncio.timeout_at(wake if deadline is None else min(wake, deadline)):
                     chunk = await anext(chunks, b"")
             except TimeoutError:
-                raise RequestTimeoutError(
-                    f"the client sent no body data for {idle_timeout:g}s", route=route
-                ) from None
+                if deadline is not None and deadline <= wake:  # the total bound fired
+                    message = (
+                        f"the client took more than client_timeouts.body_total "
+                        f"({total_timeout:g}s) to send its body"
+                    )
+                else:
+                    message = f"the client sent no body data for {idle_timeout:g}s"
+                raise RequestTimeoutError(message, route=route) from None
             if not chunk:
                 break
             size += len(chunk)

@@ -17,7 +17,7 @@ from functools import partial
 from proxy.credential_sets import parse_credentials
 from proxy.env_expansion import expand_env
 from proxy.errors import ConfigError
-from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit
+from proxy.inbound_config import parse_count, parse_inbound, parse_rate_limit, parse_secret
 from proxy.probe_config import check_probe, parse_probe
 from proxy.settings import (
     DEFAULT_CREDENTIALS,
@@ -69,12 +69,14 @@ _SIGN_HOST_EXAMPLE = "abc123.execute-api.eu-central-1.amazonaws.com"
 
 _TOP_KEYS = (
     *("listen", "routes", "credentials", "client_timeouts", "allow_unauthenticated"),
-    *("admin", "shutdown_grace", "tls", "upstream_tls"),
+    *("admin", "shutdown_grace", "tls", "upstream_tls", "allowed_hosts"),
+    *("reload_token_env", "reload_token_file"),
 )
 _ROUTE_KEYS = (
     *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
     *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
     *("rate_limit", "max_concurrent", "max_connections", "retries", "probe"),
+    *("allowed_origins", "allow_encoded_slashes"),
 )
 _MODES: tuple[Mode, ...] = ("iam", "oac", "none")
 
@@ -126,8 +128,10 @@ def parse_config(data: object) -> Config:
         shutdown_grace=top.get("shutdown_grace", parse_duration, 30.0),
         tls=top.get("tls", _parse_tls, None),
         upstream_ca_file=top.get("upstream_tls", _parse_upstream_tls, None),
+        allowed_hosts=top.get("allowed_hosts", _parse_allowed_hosts, ()),
+        reload_token=parse_secret(top, env_key="reload_token_env", file_key="reload_token_file"),
     )
-    _check_exposure(config)
+    check_exposure(config, config.listen)
     if config.admin is not None:
         check_admin_address(config.admin, config.listen, key="admin")
     return config
@@ -144,19 +148,28 @@ def check_admin_address(admin: Address, listen: Address, *, key: str) -> None:
         )
 
 
-def _check_exposure(config: Config) -> None:
-    """Refuse to listen beyond loopback with signing routes anyone could call, unless asked."""
-    if config.listen.is_loopback or config.allow_unauthenticated:
+def check_exposure(config: Config, listen: Address) -> None:
+    """Refuse to listen on ``listen`` beyond loopback with signing routes anyone could call,
+    unless asked. Also run against the socket actually bound, at start and on every reload:
+    a reload must not open what the start kept shut."""
+    if listen.is_loopback or config.allow_unauthenticated:
         return
     unprotected = config.unauthenticated_routes
     if unprotected:
         raise ConfigError(
             "listen",
-            f"{str(config.listen)!r} is not a loopback address, and route(s) "
+            f"{str(listen)!r} is not a loopback address, and route(s) "
             f"{', '.join(unprotected)} sign requests for anyone who reaches it "
             "(expected inbound: on each of them, a loopback listen address, or "
             "allow_unauthenticated: true)",
         )
+
+
+def _parse_allowed_hosts(value: object, *, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        expected = "expected host names, e.g. [proxy.internal, '*.svc.cluster.local']"
+        raise ConfigError(path, f"{show(value)} is not a list ({expected})")
+    return tuple(parse_inbound_host(item, path=f"{path}[{i}]") for i, item in enumerate(value))
 
 
 def _parse_tls(value: object, *, path: str) -> TlsFiles:
@@ -186,11 +199,13 @@ def _parse_file_path(value: object, *, path: str) -> str:
 
 
 def _parse_client_timeouts(value: object, *, path: str) -> ClientTimeouts:
-    fields = Section(value, path=path, keys=("headers", "body"), expected="headers and body")
+    keys = ("headers", "body", "body_total")
+    fields = Section(value, path=path, keys=keys, expected="headers, body and body_total")
     default = ClientTimeouts()
     return ClientTimeouts(
         headers=fields.get("headers", parse_duration, default.headers),
         body=fields.get("body", parse_duration, default.body),
+        body_total=fields.get("body_total", parse_duration, default.body_total),
     )
 
 
@@ -273,6 +288,8 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
         max_concurrent=fields.get("max_concurrent", parse_count, None),
         max_connections=fields.get("max_connections", parse_count, None),
         probe=fields.get("probe", parse_probe, Probe()),
+        allowed_origins=fields.get("allowed_origins", _parse_origins, frozenset[str]()),
+        allow_encoded_slashes=fields.get("allow_encoded_slashes", expect_bool, False),
     )
     check_probe(route, path=join(path, "probe"))
     if route.mode == "iam" and route.signing is None:
@@ -280,6 +297,31 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
             path, "mode iam needs function_url or sign (the host the signature is computed for)"
         )
     return route
+
+
+def _parse_origins(value: object, *, path: str) -> frozenset[str]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            path, f"{show(value)} is not a list of origins (expected e.g. [http://localhost:3000])"
+        )
+    return frozenset(_parse_origin(item, path=f"{path}[{i}]") for i, item in enumerate(value))
+
+
+def _parse_origin(value: object, *, path: str) -> str:
+    """An origin as browsers send it in Origin: ``scheme://host[:port]``, lower-case, the
+    scheme's default port left out."""
+    example = "expected scheme://host[:port] as a browser's address bar shows it, e.g. "
+    example += "http://localhost:3000"
+    if value in ("*", "null"):
+        why = "any site" if value == "*" else "sandboxed frames and local files of any site"
+        raise ConfigError(path, f"{show(value)} would let {why} call your function ({example})")
+    url = parse_url(value, path=path, schemes=("http", "https"), example="http://localhost:3000")
+    if url.path not in ("", "/"):
+        raise ConfigError(path, f"{show(value)} has a path ({example})")
+    default = 443 if url.scheme == "https" else 80
+    port = "" if url.port in (None, default) else f":{url.port}"
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host.lower()}{port}"
 
 
 def _parse_upstream(value: object, *, path: str) -> Upstream:

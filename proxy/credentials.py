@@ -118,12 +118,17 @@ class CredentialProvider:
         current = self._current
         if current is not None and current.usable(now):
             return current
+        # The source's own words stay in the log: they can be anything a credential_process
+        # printed, tokens included, and this message goes to whoever sent the request.
         if current is None:
-            cause = self._error or "not resolved yet"
+            cause = "they could not be resolved"
         else:
-            cause = f"they expired and refreshing failed: {self._error or 'no refresh yet'}"
+            cause = "they expired and refreshing them failed"
         raise CredentialsUnavailableError(
-            f"credentials {self.name!r} ({self.describe}) are unavailable: {cause}", route=route
+            f"credentials {self.name!r} ({self.describe}) are unavailable: {cause}; the "
+            "proxy's log says why (then check the profile, `aws sso login`, or the role's "
+            "trust policy)",
+            route=route,
         )
 
     async def refresh(self) -> None:

@@ -7,12 +7,16 @@
         ├── BadRequestError            400  the request cannot be forwarded as sent
         ├── UnauthorizedError          401  the route's inbound credential is missing
         ├── ForbiddenError             403  the inbound credential or address is wrong
+        │   └── CrossSiteError         403  a browser page of another origin sent it
         ├── NoRouteError               404  no route matches
         ├── MethodNotAllowedError      405  a route matches the path but not the method
         ├── RequestTimeoutError        408  the client stopped sending its body
         ├── BodyTooLargeError          413  the body is over the route's max_body
+        ├── HostNotAllowedError        421  the Host names no host this proxy serves (rebinding)
         ├── TooManyRequestsError       429  over the route's rate limit (with Retry-After)
+        ├── NotImplementedByProxyError 501  a request feature the proxy cannot pass on faithfully
         ├── UpstreamUnreachableError   502  could not connect, or the upstream reset the connection
+        │   └── UpstreamHeaderTooLargeError  502  the upstream's reply head is over the bounds
         ├── CredentialsUnavailableError 503 the route's credential set has no valid credentials
         ├── RouteBusyError             503  the route's max_concurrent requests are in flight
         └── UpstreamTimeoutError       504  a timeout fired before the reply started
@@ -83,6 +87,12 @@ class ForbiddenError(ProxyError):
     code = "forbidden"
 
 
+class CrossSiteError(ForbiddenError):
+    """A browser sent this for a page of another origin (Sec-Fetch-Site, Origin)."""
+
+    code = "cross_site"
+
+
 class NoRouteError(ProxyError):
     status = 404
     code = "no_route"
@@ -109,6 +119,14 @@ class BodyTooLargeError(ProxyError):
     closes_connection = True
 
 
+class HostNotAllowedError(ProxyError):
+    """The Host header names a host that is neither loopback nor allowed (RFC 9110 §15.5.20):
+    what a DNS-rebinding page or an unconfigured tunnel sends."""
+
+    status = 421
+    code = "host_not_allowed"
+
+
 class TooManyRequestsError(ProxyError):
     status = 429
     code = "rate_limited"
@@ -132,6 +150,13 @@ class UpstreamUnreachableError(ProxyError):
     def __init__(self, message: str, *, route: str | None = None, nothing_sent: bool = False):
         super().__init__(message, route=route)
         self.nothing_sent = nothing_sent  # the connection was never made: safe to try again
+
+
+class UpstreamHeaderTooLargeError(UpstreamUnreachableError):
+    """The upstream's status line and headers are over HEAD_LIMIT bytes or FIELD_LIMIT fields:
+    a hostile or broken upstream must not make the proxy hold them."""
+
+    code = "upstream_header_too_large"
 
 
 class CredentialsUnavailableError(ProxyError):

@@ -5,6 +5,8 @@ request, against ~10 µs for this client (``bench/parts.py``). This client does 
 proxy needs: one request at a time per connection, the body sent as it is (bytes, or a spool
 read again from its start), the reply streamed back with flow control. It adds no headers
 except Host and Content-Length, follows no redirects, keeps no cookies and decodes nothing.
+A reply's head is bounded while it arrives (HEAD_LIMIT bytes, FIELD_LIMIT fields): a hostile
+server cannot make the proxy hold an endless one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ KEEPALIVE_SECONDS = 15.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # A request with one of these methods says Content-Length: 0 when it has no body.
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+# The most a reply's head may take: bytes before the body (status lines and header fields of
+# the interim replies and the final one, all together), and header fields in any one head.
+# Envoy's bounds; a hostile upstream must not make the proxy hold an endless header.
+HEAD_LIMIT = 64 * 1024
+FIELD_LIMIT = 100
 
 
 class ClientError(Exception):
@@ -71,6 +78,12 @@ class Disconnected(ClientError):
 
 class MalformedReply(ClientError):
     """The server's reply is not valid HTTP/1.1."""
+
+
+class HeadTooLarge(MalformedReply):
+    """The server's reply head grew past HEAD_LIMIT bytes (interim replies included) or
+    FIELD_LIMIT header fields (or its trailers past FIELD_LIMIT fields): refused as soon as it
+    did, and the connection closed, instead of holding the rest in memory."""
 
 
 class Origin(Protocol):
@@ -135,6 +148,7 @@ class Reply:
         "_complete",
         "_connection",
         "_error",
+        "_head_bytes",
         "_head_only",
         "_keep_alive",
         "_parser",
@@ -153,6 +167,7 @@ class Reply:
         self._connection: _Connection | None = connection
         self._parser = connection.receive(self)
         self._head_only = head_only  # a HEAD (or CONNECT): the reply ends with its headers
+        self._head_bytes = 0  # fed to the parser before the final head was complete
         self._raw_headers: list[tuple[str, str]] = []
         self._reason = b""
         self._chunks: deque[bytes] = deque()
@@ -173,8 +188,11 @@ class Reply:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        raw = self._raw_headers
+        if len(raw) == FIELD_LIMIT:  # each field costs a tuple and two strings, however short
+            raise HeadTooLarge(f"more than {FIELD_LIMIT} header fields")
         # As aiohttp's server reads them: UTF-8 text as text, other bytes kept as surrogates.
-        self._raw_headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        raw.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         if self._complete:  # a second reply in the same bytes: not ours, and not to be reused
@@ -189,6 +207,8 @@ class Reply:
         self.status = status
         self.reason = self._reason.decode("latin-1")
         self.headers = headers = CIMultiDict(self._raw_headers)
+        # Trailers of a chunked body arrive through on_header too: FIELD_LIMIT more at most.
+        self._raw_headers = []
         self._close_delimited = (
             not self._head_only
             and status not in (204, 304)
@@ -231,12 +251,34 @@ class Reply:
             return
         self._received = True
         try:
-            self._parser.feed_data(data)
+            if self.status:  # the head is in: what follows is body
+                self._parser.feed_data(data)
+                return
+            # httptools keeps a header's name and value until their end, however long they
+            # grow, and on_header only sees them then: the head is bounded by what is fed.
+            head_bytes = self._head_bytes + len(data)
+            if head_bytes < HEAD_LIMIT:
+                self._head_bytes = head_bytes
+                self._parser.feed_data(data)
+            else:
+                self._feed_to_the_bound(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__ or exc.__cause__
             self._fail(cause if isinstance(cause, ClientError) else MalformedReply(str(exc)))
         except httptools.HttpParserError as exc:
             self._fail(MalformedReply(f"the server's reply is not valid HTTP ({exc})"))
+
+    def _feed_to_the_bound(self, data: bytes) -> None:
+        """Feed what ``data`` holds of the head up to HEAD_LIMIT; the rest only if the head
+        ended within that (a big reply's first read brings its head and body at once)."""
+        room = HEAD_LIMIT - self._head_bytes
+        self._head_bytes = HEAD_LIMIT
+        view = memoryview(data)  # slices without copying
+        self._parser.feed_data(view[:room])
+        if not self.status:
+            self._fail(HeadTooLarge(f"the reply head is over {HEAD_LIMIT // 1024} KiB"))
+        elif len(data) > room:
+            self._parser.feed_data(view[room:])
 
     def _lost(self) -> None:
         """The connection closed: the end of a close-delimited body, else a failure."""

@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from multidict import CIMultiDict, MultiMapping
 
@@ -37,54 +37,77 @@ EVENT_ID_WINDOW = 72 * 3600.0
 Encoding = Literal["hex", "base64"]
 
 
-class Reservation:
-    """A delivery's entry in the replay guard: kept once the function accepted the delivery,
-    withdrawn when it did not, so that the sender's retry or a redelivery can get through."""
+class ReplayMemory(Protocol):
+    """Where accepted deliveries are remembered: this process's ``ReplayGuard``, or one that
+    all workers of a proxy share (``proxy.replay_store``)."""
 
-    def __init__(self, guard: ReplayGuard, key: bytes, *, expires: float, now: float) -> None:
-        self._guard = guard
-        self._key = key
+    def take(self, keys: Sequence[bytes], *, expires: float, now: float) -> bool:
+        """Record every key until ``expires``; False, recording none, when any is recorded."""
+        ...
+
+    def withdraw(self, keys: Sequence[bytes]) -> None:
+        """Forget the keys again."""
+        ...
+
+
+class Reservation:
+    """A delivery's entries in the replay memory: kept once the function accepted the
+    delivery, withdrawn when it did not, so that the sender's retry or a redelivery can get
+    through."""
+
+    def __init__(
+        self, memory: ReplayMemory, keys: Sequence[bytes], *, expires: float, now: float
+    ) -> None:
+        self._memory = memory
+        self._keys = tuple(keys)
         self._expires = expires
         self._now = now
 
     def take(self) -> bool:
-        """Record the key; False when it is already recorded (a replay)."""
-        return self._guard.remember(self._key, expires=self._expires, now=self._now)
+        """Record the keys; False when one is already recorded (a replay)."""
+        return self._memory.take(self._keys, expires=self._expires, now=self._now)
 
     def withdraw(self) -> None:
-        """Forget the key again."""
-        self._guard.forget(self._key)
+        """Forget the keys again."""
+        self._memory.withdraw(self._keys)
 
 
 class ReplayGuard:
-    """Digests of accepted timestamped signatures, each kept until its timestamp leaves the
-    tolerance window (after that the timestamp check refuses it anyway)."""
+    """This process's replay memory: keys of accepted deliveries, each kept until it expires
+    (after that the timestamp check or the redelivery window refuses it anyway)."""
 
     def __init__(self, *, capacity: int = MAX_REMEMBERED) -> None:
         self._capacity = capacity
-        self._seen: set[bytes] = set()
+        self._seen: dict[bytes, float] = {}  # key -> when it expires
         self._expiries: list[tuple[float, bytes]] = []  # a heap: the next to expire first
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def remember(self, key: bytes, *, expires: float, now: float) -> bool:
-        """Record ``key`` until ``expires``; False when it is already recorded (a replay)."""
+    def take(self, keys: Sequence[bytes], *, expires: float, now: float) -> bool:
+        """Record ``keys`` until ``expires``; False when one is already recorded (a replay)."""
         while self._expiries and self._expiries[0][0] < now:
-            self._seen.discard(heapq.heappop(self._expiries)[1])
-        if key in self._seen:
+            self._drop_oldest()
+        if any(key in self._seen for key in keys):
             return False
-        self._seen.add(key)
-        heapq.heappush(self._expiries, (expires, key))
+        for key in keys:
+            self._seen[key] = expires
+            heapq.heappush(self._expiries, (expires, key))
         # Only genuine deliveries are recorded (replays and forgeries never are), so the cap is
         # reached only by that many real deliveries within one tolerance window.
         while len(self._seen) > self._capacity:
-            self._seen.discard(heapq.heappop(self._expiries)[1])
+            self._drop_oldest()
         return True
 
-    def forget(self, key: bytes) -> None:
-        """Drop ``key`` (its heap entry goes when it expires: a stale entry is harmless)."""
-        self._seen.discard(key)
+    def withdraw(self, keys: Sequence[bytes]) -> None:
+        """Drop ``keys`` (their heap entries stay until they expire, and then drop nothing)."""
+        for key in keys:
+            self._seen.pop(key, None)
+
+    def _drop_oldest(self) -> None:
+        expires, key = heapq.heappop(self._expiries)
+        if self._seen.get(key) == expires:  # not withdrawn and taken again since
+            del self._seen[key]
 
 
 class BodyCheck:
@@ -136,13 +159,13 @@ class BodyCheck:
 class InboundCheck:
     """The inbound rules of one route, with the state they need (a replay guard)."""
 
-    def __init__(self, rules: Inbound, *, route: str) -> None:
+    def __init__(self, rules: Inbound, *, route: str, memory: ReplayMemory | None = None) -> None:
         self._rules = rules
         self._route = route
         self._secret = _required_secret(rules, route)
         # Stripe and Slack sign a timestamp; GitHub and Shopify name each event. The generic
         # hmac preset has neither, so a resent body cannot be told from a replay: no guard.
-        self._guard = ReplayGuard()
+        self._memory: ReplayMemory = memory if memory is not None else ReplayGuard()
 
     def check_peer(self, *, peer: str | None, forwarded_for: Sequence[str]) -> str:
         """The client address (for logs); ForbiddenError when allow_ips does not hold it."""
@@ -209,7 +232,7 @@ class InboundCheck:
             value = value if scheme.lower() == "bearer" else None
         if value is None:
             raise self._unauthorized(f"this route needs a bearer token in {name}", BEARER_CHALLENGE)
-        if not _same_secret(_wire_bytes(value), self._secret):
+        if not same_secret(wire_bytes(value), self._secret):
             raise self._forbidden("the bearer token is wrong")
 
     def _check_basic(self, headers: MultiMapping[str]) -> None:
@@ -223,7 +246,7 @@ class InboundCheck:
         user, _, password = decoded.partition(b":")
         username = (self._rules.username or "").encode()
         # Both compared, always: a short-circuit would tell whether the user name was right.
-        if not (_same_secret(user, username) & _same_secret(password, self._secret)):
+        if not (same_secret(user, username) & same_secret(password, self._secret)):
             raise self._forbidden("wrong user name or password")
 
     def _check_plain(
@@ -244,13 +267,14 @@ class InboundCheck:
     def _by_event(
         self, headers: MultiMapping[str], id_header: str, now: float
     ) -> Callable[[bytes], Reservation]:
-        """Replay-guard entries keyed by the event's id, or by the signed body's digest when a
-        sender omits the id."""
+        """Replay-memory entries keyed by the signed body's digest, and by the event's id when
+        the sender names one: the id is not signed, so a captured delivery sent again under a
+        new id (or none) is still the same signature."""
         event = self._single(headers, id_header)
 
         def reservation(digest: bytes) -> Reservation:
-            key = f"{id_header}:{event}".encode() if event else digest
-            return Reservation(self._guard, key, expires=now + EVENT_ID_WINDOW, now=now)
+            keys = [digest, f"{id_header}:{event}".encode()] if event else [digest]
+            return Reservation(self._memory, keys, expires=now + EVENT_ID_WINDOW, now=now)
 
         return reservation
 
@@ -292,7 +316,7 @@ class InboundCheck:
         # Keyed by the verified digest, not the header text: re-ordering or padding the header
         # yields the same digest, so it cannot dodge the guard.
         def reservation(digest: bytes) -> Reservation:
-            return Reservation(self._guard, digest, expires=sent + tolerance, now=now)
+            return Reservation(self._memory, [digest], expires=sent + tolerance, now=now)
 
         return BodyCheck(mac, candidates, route=self._route, replay_key=reservation)
 
@@ -335,16 +359,18 @@ def _required_secret(rules: Inbound, route: str) -> bytes:
     return secret
 
 
-def _wire_bytes(value: str) -> bytes:
-    # aiohttp decodes header bytes as UTF-8 with surrogateescape; this restores the wire bytes.
+def wire_bytes(value: str) -> bytes:
+    """A header value's bytes as they came (aiohttp decodes them as UTF-8 with
+    surrogateescape)."""
     try:
         return value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate no wire could have sent: matches nothing
         return b""
 
 
-def _same_secret(received: bytes, expected: bytes) -> bool:
-    # Hashing first makes the lengths equal, so the time taken does not reveal the secret's.
+def same_secret(received: bytes, expected: bytes) -> bool:
+    """A constant-time comparison. Hashing first makes the lengths equal, so the time taken
+    does not reveal the secret's either."""
     return hmac.compare_digest(hashlib.sha256(received).digest(), hashlib.sha256(expected).digest())
 
 
@@ -363,7 +389,8 @@ def _decode_digest(text: str, encoding: Encoding) -> bytes | None:
     return raw if raw is not None and len(raw) == hashlib.sha256().digest_size else None
 
 
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` is, IPv4-mapped IPv6 as IPv4; None when it is not one."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -375,10 +402,10 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 
 def _within(text: str, networks: Sequence[Network]) -> bool:
-    address = _parse_ip(text)  # unparseable: inside nothing, so never allowed nor trusted
+    address = parse_ip(text)  # unparseable: inside nothing, so never allowed nor trusted
     return address is not None and any(address in network for network in networks)
 
 
 def _show_address(text: str) -> str:
     # The text may come from X-Forwarded-For: quote and bound it before it reaches a message.
-    return text if _parse_ip(text) is not None else f"{text[:64]!r} (not an IP address)"
+    return text if parse_ip(text) is not None else f"{text[:64]!r} (not an IP address)"

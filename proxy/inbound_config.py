@@ -101,25 +101,36 @@ def _refuse_foreign_keys(fields: Section, kind: InboundType | None) -> None:
 
 
 def _parse_secret(fields: Section, kind: InboundType | None) -> Secret | None:
-    has_env, has_file = "secret_env" in fields, "secret_file" in fields
     if kind is None:
-        if has_env or has_file:
-            key = "secret_env" if has_env else "secret_file"
-            raise ConfigError(fields.at(key), "needs a type that uses a secret (expected type)")
+        for key in ("secret_env", "secret_file"):
+            if key in fields:
+                raise ConfigError(fields.at(key), "needs a type that uses a secret (expected type)")
         return None
+    secret = parse_secret(fields)
+    if secret is None:
+        raise ConfigError(
+            fields.at("secret_env"),
+            f"required for type {kind} (expected the name of an environment variable holding "
+            "the secret, or secret_file)",
+        )
+    return secret
+
+
+def parse_secret(
+    fields: Section, *, env_key: str = "secret_env", file_key: str = "secret_file"
+) -> Secret | None:
+    """A secret named by ``env_key`` (an environment variable) or ``file_key`` (a file), read
+    now; None when the section has neither key."""
+    has_env, has_file = env_key in fields, file_key in fields
     if has_env and has_file:
         raise ConfigError(
-            fields.at("secret_file"), "secret_env is given too (expected one source of the secret)"
+            fields.at(file_key), f"{env_key} is given too (expected one source of the secret)"
         )
     if has_env:
-        return _secret_from_env(fields.fields["secret_env"], path=fields.at("secret_env"))
+        return _secret_from_env(fields.fields[env_key], path=fields.at(env_key))
     if has_file:
-        return _secret_from_file(fields.fields["secret_file"], path=fields.at("secret_file"))
-    raise ConfigError(
-        fields.at("secret_env"),
-        f"required for type {kind} (expected the name of an environment variable holding "
-        "the secret, or secret_file)",
-    )
+        return _secret_from_file(fields.fields[file_key], path=fields.at(file_key))
+    return None
 
 
 def _secret_from_env(value: object, *, path: str) -> Secret:

@@ -111,12 +111,12 @@ class Inspector:
     def __repr__(self) -> str:
         return f"Inspector(size={self.size}, entries={len(self._entries)})"
 
-    def record(self, seen: Seen) -> None:
-        """Mask and store one finished exchange, and push it to the live pages."""
+    def record(self, seen: Seen, *, secret_headers: frozenset[str] = frozenset()) -> None:
+        """Mask and store one finished exchange, and push it to the live pages;
+        ``secret_headers`` are the routes' own credential headers, masked too."""
         entry_id = next(self._ids)
-        entry = Entry(
-            entry_id, inspector_view.summary(seen, entry_id), inspector_view.details(seen)
-        )
+        details = inspector_view.details(seen, secret_headers=secret_headers)
+        entry = Entry(entry_id, inspector_view.summary(seen, entry_id), details)
         kept = _keep(seen)
         if isinstance(kept, Kept):
             entry.kept = kept

@@ -10,17 +10,17 @@ and every response forbids framing, sniffing and foreign scripts.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
+
+from proxy.front_door import host_name, is_loopback
 
 if TYPE_CHECKING:
     from proxy.inspector import Entry, Inspector, Kept
@@ -92,20 +92,7 @@ async def _loopback_only(request: web.Request, handler: Handler) -> web.StreamRe
 
 def _loopback_name(host: str | None) -> bool:
     """Whether a Host header names this machine's loopback: localhost, 127.x or ::1, any port."""
-    if not host:
-        return False
-    try:
-        name = urlsplit(f"//{host}").hostname
-    except ValueError:
-        return False
-    if name is None:
-        return False
-    if name.rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return bool(host) and is_loopback(host_name(host))
 
 
 async def _secure(request: web.Request, response: web.StreamResponse) -> None:

@@ -79,12 +79,14 @@ def summary(seen: Seen, entry_id: int) -> dict[str, Any]:
     }
 
 
-def details(seen: Seen) -> dict[str, Any]:
-    """What an expanded row adds to the summary."""
+def details(seen: Seen, *, secret_headers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What an expanded row adds to the summary; ``secret_headers`` (lower-case) are masked
+    too, whatever their names (a route's own bearer or signature header)."""
+    sent = seen.sent_headers
     return {
-        "request_headers": mask_headers(seen.request_headers),
-        "sent_headers": None if seen.sent_headers is None else mask_headers(seen.sent_headers),
-        "response_headers": mask_headers(seen.response_headers),
+        "request_headers": mask_headers(seen.request_headers, secret_headers),
+        "sent_headers": None if sent is None else mask_headers(sent, secret_headers),
+        "response_headers": mask_headers(seen.response_headers, secret_headers),
         "canonical_request": (
             None if seen.canonical_request is None else mask_canonical(seen.canonical_request)
         ),
@@ -94,14 +96,18 @@ def details(seen: Seen) -> dict[str, Any]:
     }
 
 
-def mask_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Each header with its value masked when it may carry a secret."""
-    return [(name, mask_header(name, value)) for name, value in headers]
+def mask_headers(
+    headers: Iterable[tuple[str, str]], secret: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """Each header with its value masked when it may carry a secret, or is one of ``secret``."""
+    return [(name, mask_header(name, value, secret)) for name, value in headers]
 
 
-def mask_header(name: str, value: str) -> str:
+def mask_header(name: str, value: str, secret: frozenset[str] = frozenset()) -> str:
     """One header's value as the page shows it."""
     lower = name.lower()
+    if lower in secret:
+        return hint(value)
     if lower in _SCHEMED:
         return _mask_credentials(value)
     if lower == "cookie":

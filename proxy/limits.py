@@ -37,9 +37,9 @@ class Admission:
         self._cap = route.max_concurrent
         self.in_flight = 0
 
-    def admit(self, now: float) -> _Admitted:
-        """Let one request in, for the ``with`` block this is used in, or refuse it with 429
-        (rate) or 503 (too many in flight)."""
+    def admit(self, now: float) -> Admitted:
+        """Let one request in, until it leaves, or refuse it with 429 (rate) or 503 (too many
+        in flight)."""
         if self._bucket is not None:
             wait = self._bucket.take(now)
             if wait:
@@ -56,23 +56,29 @@ class Admission:
                 route=self.route,
             )
         self.in_flight += 1
-        return _Admitted(self)
+        return Admitted(self)
 
 
-class _Admitted:
-    """A request let in: it leaves when its ``with`` block ends (a class, not a generator
-    context manager: this runs for every request)."""
+class Admitted:
+    """A request let in, until ``leave()`` (a class, not a generator context manager: this
+    runs for every request)."""
 
     __slots__ = ("_admission",)
 
     def __init__(self, admission: Admission) -> None:
-        self._admission = admission
+        self._admission: Admission | None = admission
+
+    def leave(self) -> None:
+        """Free the request's place; once only."""
+        if self._admission is not None:
+            self._admission.in_flight -= 1
+            self._admission = None
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *_: object) -> None:
-        self._admission.in_flight -= 1
+        self.leave()
 
 
 def _rate(per_second: float) -> str:

@@ -25,6 +25,7 @@ from proxy.errors import (
     UpstreamTimeoutError,
     UpstreamUnreachableError,
 )
+from proxy.front_door import check_browser
 from proxy.headers import request_headers
 from proxy.http_client import Reply
 from proxy.inbound import InboundCheck
@@ -36,6 +37,7 @@ from proxy.upstream import Pools, Relayed, exchange, read_error_body, relay
 log = logging.getLogger("signing_proxy")
 
 EMPTY_BODY = Body(size=0, sha256=sigv4.EMPTY_SHA256, memory=b"", file=None)
+_XFF = "X-Forwarded-For"
 # GET and HEAD with a body are refused by CloudFront (403); say so here instead.
 _BODILESS = frozenset({"GET", "HEAD"})
 
@@ -73,43 +75,57 @@ async def handle(
     """The pipeline, for one request, on the generation current when it arrived; ``state``
     and ``pools`` are what all requests share."""
     generation = state.current
+    headers = request.headers
+    host = headers.get("Host")
+    if not generation.hosts.allows(host):  # before anything else: a rebinding page's Host
+        raise generation.hosts.refuse(host)
     if state.inspector is not None:
-        outcome.replay_of = state.inspector.replay_of(request.headers)
+        outcome.replay_of = state.inspector.replay_of(headers)
     found = routing.match(
-        generation.config.routes, method=request.method, host=request.host, target=request.raw_path
+        generation.config.routes, method=request.method, host=host, target=request.raw_path
     )
     route = found.route
     outcome.route, outcome.path = route.name, found.path
+    check_browser(headers, route, host=host, scheme=request.scheme)
     guard = generation.guards[route.name]
-    with state.metrics.in_flight_on(route.name), guard.admission.admit(time.monotonic()):
+    with state.metrics.in_flight_on(route.name):
         body_check = None
         # A replay from the inspector (loopback admin port, secret token) was checked when
         # it first came; its webhook delivery id would now look like a replay attack.
-        if guard.inbound is not None and outcome.replay_of is None:
-            guard.inbound.check_peer(
-                peer=request.remote, forwarded_for=request.headers.getall("X-Forwarded-For", [])
-            )
-            body_check = guard.inbound.check_headers(request.headers, now=time.time())
-        body = await _read_body(
-            request, generation, found, observe=body_check.update if body_check else None
-        )
-        outcome.bytes_in = body.size
-        if state.inspector is not None:
-            outcome.body = body.in_memory
-        delivered = False
+        inbound = guard.inbound if outcome.replay_of is None else None
+        if inbound is not None:
+            inbound.check_peer(peer=request.remote, forwarded_for=headers.getall(_XFF, []))
+            body_check = inbound.check_headers(headers, now=time.time())
+        # Credentials in the headers are checked before a rate-limit token or a slot is
+        # taken, so that strangers cannot spend them; a signature over the body is known
+        # only once the body is read, so such a route admits a request after it verified.
+        admitted = None if body_check is not None else guard.admission.admit(time.monotonic())
         try:
-            if body_check is not None:
-                body_check.verify()  # before anything is signed or sent
-            relayed = await _forward(
-                request, state, pools, outcome, generation, found, body, inbound=guard.inbound
+            body = await _read_body(
+                request, generation, found, observe=body_check.update if body_check else None
             )
-            outcome.bytes_out, outcome.cut = relayed.bytes_out, relayed.cut
-            delivered = relayed.complete and 200 <= relayed.response.status < 300
+            outcome.bytes_in = body.size
+            if state.inspector is not None:
+                outcome.body = body.in_memory
+            delivered = False
+            try:
+                if body_check is not None:
+                    body_check.verify()  # before anything is signed or sent
+                    admitted = guard.admission.admit(time.monotonic())
+                relayed = await _forward(
+                    request, state, pools, outcome, generation, found, body, inbound=inbound
+                )
+                outcome.bytes_out, outcome.cut = relayed.bytes_out, relayed.cut
+                delivered = relayed.complete and 200 <= relayed.response.status < 300
+            finally:
+                body.close()
+                if body_check is not None:
+                    # A webhook the function did not take may come again without being a
+                    # replay.
+                    body_check.settle(delivered=delivered)
         finally:
-            body.close()
-            if body_check is not None:
-                # A webhook the function did not take may come again without being a replay.
-                body_check.settle(delivered=delivered)
+            if admitted is not None:
+                admitted.leave()
     return relayed.response
 
 
@@ -131,6 +147,11 @@ async def _forward(
     if inbound is not None:
         inbound.strip_credentials(headers)  # the tunnel's token is not the function's business
     headers["X-Request-Id"] = outcome.request_id
+    if peer := request.remote:
+        # Appended, as nginx's $proxy_add_x_forwarded_for: passed on alone, a client's own
+        # X-Forwarded-For would name whoever it liked as the caller.
+        earlier = headers.getall(_XFF, None)
+        headers[_XFF] = ", ".join([*earlier, peer]) if earlier else peer
     if route.mode != "none":
         # OAC and Lambda need it on every request with a body; it costs nothing on the rest.
         headers["x-amz-content-sha256"] = body.sha256
@@ -355,11 +376,13 @@ async def _read_body(
         return received_body(
             request.content.read_nowait(), limit=route.max_body, route=route.name, observe=observe
         )
+    timeouts = generation.config.client_timeouts
     return await read_body(
         request.content.iter_any(),
         limit=route.max_body,
         route=route.name,
-        idle_timeout=generation.config.client_timeouts.body,
+        idle_timeout=timeouts.body,
+        total_timeout=timeouts.body_total,
         observe=observe,
     )
 

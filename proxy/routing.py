@@ -4,6 +4,12 @@ The request target is normalised once, here (RFC 3986 §6.2.2: unreserved charac
 escapes upper-cased, dot segments resolved, ``//`` collapsed), and that one form is used to
 match routes, to send upstream and to sign. A route therefore cannot be bypassed with
 ``/%61dmin`` or ``/public/../admin``, and what is signed is byte for byte what is sent.
+
+What normalising cannot settle is refused instead: an encoded ``/`` or ``\\`` (``%2F``,
+``%5C``) leaves a segment that the function's framework may decode into a path another route
+protects (``/public/..%2Fadmin``), unless the route opts in; ``%00`` always; ``TRACE``, which
+would echo the signed request back; and methods outside HTTP's usual seven unless a route
+names them.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.errors import BadRequestError, MethodNotAllowedError, NoRouteError
+from proxy.front_door import host_name
 from proxy.settings import Route
 from proxy.sigv4 import remove_dot_segments
+from proxy.values import METHODS
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _PATH_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@/")  # RFC 3986 pchar and "/"
@@ -25,6 +33,10 @@ _HEX = frozenset(string.hexdigits)
 # Targets made only of safe characters, without escapes or dot segments, need no work.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
+# In a normalised path (escapes upper-cased, a raw backslash already encoded as %5C).
+_ENCODED_SLASH = re.compile(r"%(?:2F|5C)")
+# What a route without methods: takes; any other method must be named by the route.
+_USUAL_METHODS = frozenset(METHODS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +52,30 @@ def match(routes: Sequence[Route], *, method: str, host: str | None, target: str
     """The first route that takes this request, or the error that answers it."""
     path, query = split_target(target)
     allowed: set[str] = set()
-    inbound_host = _bare_host(host)
+    inbound_host = host_name(host)
     for route in routes:
         if route.host is not None and not _host_matches(route.host, inbound_host):
             continue
         if not prefix_matches(route.path_prefix, path):
             continue
-        if route.methods is not None and method not in route.methods:
-            allowed |= route.methods
+        methods = _USUAL_METHODS if route.methods is None else route.methods
+        if method not in methods:  # TRACE never is: the config refuses it in methods:
+            allowed |= methods
             continue
+        if "%" in path and not route.allow_encoded_slashes and _ENCODED_SLASH.search(path):
+            raise BadRequestError(
+                "the path contains an encoded '/' or '\\' (%2F or %5C), which the function's "
+                "framework may decode into a path that another route protects; set "
+                f"allow_encoded_slashes: true on route {route.name!r} if the function needs them",
+                route=route.name,
+            )
         return Match(route, upstream_path(route, path), query)
+    if method == "TRACE":
+        raise MethodNotAllowedError(
+            "TRACE is never forwarded: the reply would echo the signed request back "
+            "(RFC 9110 §9.3.8)",
+            allowed=frozenset(allowed or _USUAL_METHODS),
+        )
     if allowed:
         raise MethodNotAllowedError(
             f"{method} is not allowed for {path}; allowed: {', '.join(sorted(allowed))}",
@@ -77,6 +103,10 @@ def normalize_path(path: str) -> str:
     """Percent-encoding normalised, dot segments resolved, empty segments collapsed."""
     if not (_PLAIN_PATH.fullmatch(path) and "//" not in path and "/." not in path):
         path = remove_dot_segments(_normalize_escapes(path, _PATH_SAFE, normalize=True))
+        if "%00" in path:
+            # Frameworks and file systems end a string there: what the function acts on
+            # would not be what was routed and signed.
+            raise BadRequestError("the path contains %00 (an encoded NUL byte), which is refused")
     return path
 
 
@@ -135,16 +165,6 @@ def prefix_matches(prefix: str, path: str) -> bool:
     if prefix.endswith("/"):
         return path.startswith(prefix)
     return path.startswith(prefix) and path[len(prefix)] == "/"
-
-
-def _bare_host(host: str | None) -> str:
-    """The Host header without its port, lower-cased."""
-    if not host:
-        return ""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.partition("]")[0] + "]"
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _host_matches(pattern: str, host: str) -> bool:

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 
 from proxy import __version__
 from proxy.errors import ConfigError
+from proxy.replay_store import REPLAY_DB
 from proxy.server import describe_routes, listening_socket, running
 from proxy.settings import Address, Config
-from proxy.supervisor import SUPERVISOR_PID, Supervisor, metrics_directory, serve_admin
+from proxy.supervisor import SUPERVISOR_PID, Supervisor, run_directory, serve_admin
 
 log = logging.getLogger("signing_proxy")
 
@@ -28,9 +29,10 @@ async def serve(
     *,
     inspect: bool = False,
 ) -> int:
+    hangups = _hangups()
     async with running(config, admin=admin, load=load, inspect=inspect) as proxy:
         _announce(config, proxy.url, proxy.admin_url, inspect=inspect)
-        await _until_stopped(stop, proxy.reload)
+        await _until_stopped(stop, hangups, proxy.reload)
         log.info("stopping: no new connections; finishing requests in flight")
     return 0
 
@@ -41,12 +43,14 @@ async def serve_worker(
     """One worker of serve --workers: the supervisor's socket, no admin listener, and an end
     when the supervisor is gone (it would otherwise outlive a supervisor killed outright)."""
     inherited = socket.socket(fileno=fd)
+    hangups = _hangups()
     # Named by the supervisor: it may already be gone by the time this process looks.
     parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
-    async with running(config, load=load, inherited=inherited) as proxy:
+    replay_db = os.environ.get(REPLAY_DB)  # named by the supervisor: shared by its workers
+    async with running(config, load=load, inherited=inherited, replay_db=replay_db) as proxy:
         orphaned = asyncio.create_task(_orphaned(parent, stop), name="supervisor watch")
         try:
-            await _until_stopped(stop, proxy.reload)
+            await _until_stopped(stop, hangups, proxy.reload)
         finally:
             orphaned.cancel()
             await asyncio.gather(orphaned, return_exceptions=True)
@@ -70,7 +74,8 @@ async def serve_workers(
     stop: asyncio.Event,
 ) -> int:
     admin_address = admin or config.admin
-    with metrics_directory():
+    hangups = _hangups()
+    with run_directory():
         listen = listening_socket(config.listen, key="listen")
         listen.set_inheritable(True)
         admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
@@ -84,7 +89,7 @@ async def serve_workers(
             admin_url = "http://{}:{}".format(*admin_sock.getsockname()[:2])
         _announce(config, f"{scheme}://{host}:{port}", admin_url, workers=workers)
         try:
-            await _until_stopped(stop, supervisor.reload)
+            await _until_stopped(stop, hangups, supervisor.reload)
             log.info("stopping: draining %d workers", workers)
         finally:
             await supervisor.stop()
@@ -108,10 +113,18 @@ def _announce(
     sys.stdout.flush()
 
 
-async def _until_stopped(stop: asyncio.Event, reload: Callable[[], Awaitable[None]]) -> None:
-    """Wait for SIGTERM or Ctrl-C, reloading at each SIGHUP meanwhile."""
+def _hangups() -> asyncio.Event:
+    """SIGHUP from now on, as an event: installed before the proxy starts, so that a SIGHUP
+    sent as soon as it says it listens reloads it instead of ending it (the default action)."""
     hangups = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangups.set)
+    return hangups
+
+
+async def _until_stopped(
+    stop: asyncio.Event, hangups: asyncio.Event, reload: Callable[[], Awaitable[None]]
+) -> None:
+    """Wait for SIGTERM or Ctrl-C, reloading at each SIGHUP meanwhile."""
     reloader = asyncio.create_task(_reload_on(hangups, reload), name="SIGHUP reloads")
     try:
         await stop.wait()

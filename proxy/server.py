@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.admin import AdminHooks, admin_app
+from proxy.admin import AccessOf, AdminHooks, admin_app
 from proxy.credentials import Fetch
 from proxy.errors import (
     ConfigError,
@@ -75,14 +75,16 @@ async def running(
     credential_overrides: Mapping[str, Fetch] | None = None,
     inherited: socket.socket | None = None,
     inspect: bool = False,
+    replay_db: str | None = None,
 ) -> AsyncIterator[Running]:
     """Start the proxy (and the admin listener, when the config or ``admin`` names one); on
     exit, drain: stop accepting, let requests in flight finish within shutdown_grace, close.
 
     ``load`` re-reads the config for a reload (SIGHUP, POST /reload). A worker of
     ``serve --workers`` passes the ``inherited`` listening socket and has no admin listener
-    (its supervisor answers for all workers). ``inspect`` serves the request inspector on the
-    admin listener, which must then be on a loopback address.
+    (its supervisor answers for all workers) and shares with the other workers the replay
+    memory of webhook routes (the SQLite file ``replay_db``). ``inspect`` serves the request
+    inspector on the admin listener, which must then be on a loopback address.
     """
     address = listen or config.listen
     admin_address = None if inherited else (admin or config.admin)
@@ -92,7 +94,13 @@ async def running(
     sock = inherited or listening_socket(address, key="listen")
     admin_sock = listening_socket(admin_address, key="admin") if admin_address else None
     inspector = Inspector() if inspect else None
-    state = State(metrics=Metrics(), overrides=credential_overrides, inspector=inspector)
+    state = State(
+        metrics=Metrics(),
+        listen=bound_address(sock),
+        overrides=credential_overrides,
+        inspector=inspector,
+        replay_db=replay_db,
+    )
     pools: Pools | None = None
     runners: list[web.BaseRunner] = []
     try:
@@ -100,7 +108,8 @@ async def running(
         pools = Pools(client_context(config.upstream_ca_file))
         reload = _reloader(state, load or (lambda: config))
         if admin_sock is not None:
-            hooks = AdminHooks(state.not_ready, state.metrics.exposition, reload)
+            access = AccessOf(lambda: state.current.config, bound_address(admin_sock))
+            hooks = AdminHooks(state.not_ready, state.metrics.exposition, reload, access)
             admin_web = admin_app(hooks, inspector=inspector)
             admin_runner = web.AppRunner(
                 admin_web, shutdown_timeout=1.0, **_connection_options(keepalive=15.0)
@@ -115,7 +124,7 @@ async def running(
         ssl_context = server_context(config.tls) if config.tls else None
         # Listed first, so it is drained first while the admin port reports "draining".
         runners.insert(0, await _serve(proxy_runner, sock, ssl_context))
-        _warn_if_exposed(config, address)
+        _warn_if_exposed(config, state.listen)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
@@ -200,6 +209,12 @@ def _warn_if_exposed(config: Config, address: Address) -> None:
         )
 
 
+def bound_address(sock: socket.socket) -> Address:
+    """Where a listening socket is bound (a wildcard stays one)."""
+    host, port = sock.getsockname()[:2]
+    return Address(host, port)
+
+
 def listening_socket(address: Address, *, key: str) -> socket.socket:
     """A bound, listening socket; a ConfigError naming ``key`` when the address is taken."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
@@ -249,6 +264,8 @@ class _Handler:
         offered = request.headers.get("X-Request-Id", "")
         outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
         state = self._state
+        # The generation the pipeline takes too (nothing is awaited in between).
+        secret_headers = state.current.secret_headers if state.inspector is not None else None
         error: ProxyError | None = None
         response: web.StreamResponse | None = None
         status = 500  # what aiohttp answers for an exception that escapes
@@ -290,8 +307,9 @@ class _Handler:
             if error is not None:
                 status = error.status
             _account(state.metrics, request, outcome, status, error, started)
-            if state.inspector is not None:
-                state.inspector.record(_seen(request, outcome, response, status, error, started))
+            if state.inspector is not None and secret_headers is not None:
+                seen = _seen(request, outcome, response, status, error, started)
+                state.inspector.record(seen, secret_headers=secret_headers)
         assert response is not None  # noqa: S101 - every other path raised
         return response
 

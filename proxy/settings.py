@@ -213,6 +213,10 @@ class Route:
     max_concurrent: int | None = None
     max_connections: int | None = None  # None: the shared pool, no limit
     probe: Probe = field(default_factory=Probe)
+    # Browser pages of these origins (``scheme://host[:port]``, lower-case) may call the route.
+    allowed_origins: frozenset[str] = frozenset()
+    # %2F, %5C (and a raw backslash) in the path reach the function instead of a 400.
+    allow_encoded_slashes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +243,12 @@ class TlsFiles:
 @dataclass(frozen=True, slots=True)
 class ClientTimeouts:
     """Bounds on what a client may take, in seconds: to send its request headers (slow-loris
-    clients; also how long an idle keep-alive connection stays open), and between two chunks
-    of its body."""
+    clients; also how long an idle keep-alive connection stays open), between two chunks of
+    its body, and for its whole body."""
 
     headers: float = 15.0
     body: float = 60.0
+    body_total: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +267,11 @@ class Config:
     # Listening beyond loopback with signing routes that do not authenticate their callers
     # must be asked for in so many words.
     allow_unauthenticated: bool = False
+    # Host names (lower-case; "*.example.com" allowed) served besides loopback and route hosts.
+    allowed_hosts: tuple[str, ...] = ()
+    # What POST /reload on the admin listener must carry as a bearer token; without one, an
+    # admin listener beyond loopback does not reload over HTTP.
+    reload_token: Secret | None = None
 
     @property
     def unauthenticated_routes(self) -> list[str]:

@@ -18,12 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from proxy.clock import SigningClock
+from proxy.config import check_exposure
 from proxy.credentials import CredentialProvider, Fetch, build_providers
+from proxy.front_door import HostPolicy, listener_hosts
 from proxy.inbound import InboundCheck
 from proxy.inspector import Inspector
 from proxy.limits import Admission
 from proxy.metrics import FLUSH_PERIOD, Metrics
-from proxy.settings import Config, CredentialSet, Route
+from proxy.replay_store import ReplayDatabase
+from proxy.settings import Address, Config, CredentialSet, Route
 
 log = logging.getLogger("signing_proxy")
 
@@ -44,6 +47,10 @@ class Generation:
     config: Config
     guards: Mapping[str, Guard]
     providers: Mapping[str, CredentialProvider]
+    hosts: HostPolicy  # the Host names the listener serves
+    # Headers that routes' inbound checks read a secret from (lower-case): the inspector
+    # masks them, whatever they are called.
+    secret_headers: frozenset[str]
 
 
 class State:
@@ -53,10 +60,13 @@ class State:
         self,
         *,
         metrics: Metrics,
+        listen: Address,
         overrides: Mapping[str, Fetch] | None = None,
         inspector: Inspector | None = None,
+        replay_db: str | None = None,
     ) -> None:
         self.metrics = metrics
+        self.listen = listen  # the address of the socket actually bound
         self.clock = SigningClock()
         self.inspector = inspector  # None unless serve --inspect (or the demo)
         self.draining = False
@@ -65,6 +75,8 @@ class State:
         self._tasks: dict[CredentialProvider, asyncio.Task[None]] = {}
         self._metrics_task: asyncio.Task[None] | None = None
         self._reloading = asyncio.Lock()
+        # Shared by all workers of the proxy when it has several; else each route's own.
+        self._replay = ReplayDatabase(replay_db) if replay_db else None
 
     @property
     def current(self) -> Generation:
@@ -75,12 +87,16 @@ class State:
 
     async def start(self, config: Config) -> None:
         """Build and start the first generation (credential sets resolved once, in order)."""
+        check_exposure(config, self.listen)
         self._current = await self._build(config, previous=None)
         self._metrics_task = asyncio.create_task(self._update_metrics(), name="metrics")
 
     async def reload(self, config: Config) -> None:
         """Swap in ``config``; requests in flight finish with the generation they started on."""
         async with self._reloading:
+            # Against the socket bound at start (a reload does not rebind it): a reload that
+            # drops inbound: on a listener beyond loopback is refused like any invalid config.
+            check_exposure(config, self.listen)
             previous = self.current
             if (config.listen, config.client_timeouts) != (
                 previous.config.listen,
@@ -105,6 +121,8 @@ class State:
             await provider.close()
         self._tasks.clear()
         self.metrics.flush()  # a worker's last counts, for its supervisor
+        if self._replay is not None:
+            self._replay.close()
 
     def not_ready(self) -> list[str]:
         """Why the proxy should not get traffic now; empty when it is ready."""
@@ -115,7 +133,10 @@ class State:
         for provider in self._current.providers.values():
             current = provider.current
             if current is None or not current.usable(now):
-                reasons.append(f"credentials {provider.name!r}: {provider.error or 'expired'}")
+                # Not the source's own words: they may quote credential_process output, and
+                # the admin port may be reachable by more than the operator.
+                state = "not resolved" if current is None else "expired"
+                reasons.append(f"credentials {provider.name!r}: {state} (the log says why)")
         return reasons
 
     async def _build(self, config: Config, *, previous: Generation | None) -> Generation:
@@ -126,10 +147,17 @@ class State:
             if kept is not None and kept.route == route:
                 guards[route.name] = kept  # same settings: keep its rate and replay memory
             else:
-                inbound = InboundCheck(route.inbound, route=route.name) if route.inbound else None
+                inbound = None
+                if route.inbound is not None:
+                    memory = self._replay.for_route(route.name) if self._replay else None
+                    inbound = InboundCheck(route.inbound, route=route.name, memory=memory)
                 guards[route.name] = Guard(route, Admission(route, now=now), inbound)
         providers = await self._providers(config, previous)
-        return Generation(config, guards, providers)
+        secret_headers = frozenset(
+            r.inbound.header.lower() for r in config.routes if r.inbound and r.inbound.header
+        )
+        hosts = listener_hosts(config, self.listen)
+        return Generation(config, guards, providers, hosts, secret_headers)
 
     async def _providers(
         self, config: Config, previous: Generation | None

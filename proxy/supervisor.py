@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import multiprocess
 
-from proxy.admin import AdminHooks, admin_app
+from proxy.admin import AccessOf, AdminHooks, admin_app
+from proxy.config import check_exposure
 from proxy.metrics import multiprocess_exposition, multiprocess_ready
+from proxy.replay_store import REPLAY_DB
+from proxy.server import bound_address
 from proxy.settings import Config
 
 log = logging.getLogger("signing_proxy.supervisor")
@@ -131,7 +134,9 @@ class Supervisor:
 
     async def reload(self) -> None:
         """Check the config here first, so that workers only ever get a valid one."""
-        await asyncio.to_thread(self._load)  # raises ConfigError for an invalid file
+        config = await asyncio.to_thread(self._load)  # raises ConfigError for an invalid file
+        check_exposure(config, bound_address(self._listen))
+        self.config = config
         self._signal(signal.SIGHUP)
         log.info("reload: passed on to %d workers", len(self._slots))
 
@@ -161,20 +166,26 @@ class Supervisor:
 
 
 @contextlib.contextmanager
-def metrics_directory() -> Iterator[str]:
-    """A fresh PROMETHEUS_MULTIPROC_DIR for this run, inherited by the workers."""
-    directory = tempfile.mkdtemp(prefix="signing-proxy-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+def run_directory() -> Iterator[str]:
+    """A fresh private directory for this run, named to the workers in their environment: the
+    metrics of every worker (PROMETHEUS_MULTIPROC_DIR) and the replay memory they share."""
+    directory = tempfile.mkdtemp(prefix="signing-proxy-run-")  # mode 0700
+    metrics = os.path.join(directory, "metrics")
+    os.mkdir(metrics)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+    os.environ[REPLAY_DB] = os.path.join(directory, "replay.sqlite3")
     try:
         yield directory
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        os.environ.pop(REPLAY_DB, None)
         shutil.rmtree(directory, ignore_errors=True)
 
 
 async def serve_admin(supervisor: Supervisor, sock: socket.socket) -> web.AppRunner:
     """The admin endpoints, answered by the supervisor for all workers."""
-    hooks = AdminHooks(supervisor.not_ready, multiprocess_exposition, supervisor.reload)
+    access = AccessOf(lambda: supervisor.config, bound_address(sock))
+    hooks = AdminHooks(supervisor.not_ready, multiprocess_exposition, supervisor.reload, access)
     runner = web.AppRunner(admin_app(hooks), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()

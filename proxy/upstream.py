@@ -18,7 +18,11 @@ from multidict import CIMultiDict
 
 from proxy import http_client
 from proxy.body import Body
-from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
+from proxy.errors import (
+    UpstreamHeaderTooLargeError,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+)
 from proxy.headers import reply_headers
 from proxy.http_client import ClientError, Content, ForwardProxy, Reply, Streamed
 from proxy.settings import Route, Upstream
@@ -129,6 +133,14 @@ async def exchange(
             f"could not connect to the upstream {upstream.origin}: {exc.reason}",
             route=route.name,
             nothing_sent=True,
+        ) from exc
+    except http_client.HeadTooLarge as exc:
+        # Not a connect failure: the request was sent, so it is not tried again.
+        raise UpstreamHeaderTooLargeError(
+            f"the upstream {upstream.origin} sent a reply head over "
+            f"{http_client.HEAD_LIMIT // 1024} KiB or {http_client.FIELD_LIMIT} header fields; "
+            "refused",
+            route=route.name,
         ) from exc
     except ClientError as exc:
         raise UpstreamUnreachableError(

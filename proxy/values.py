@@ -303,21 +303,21 @@ _REFUSED_METHODS = {
     "CONNECT": "CONNECT opens a tunnel, which cannot be signed",
     "TRACE": "TRACE would echo the signed request back to the client",
 }
+# Other methods (WebDAV's PROPFIND, QUERY, ...) are forwarded only by a route that names them.
+_EXTENSION_METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
 
 
 def parse_method(value: object, *, path: str) -> str:
     """An HTTP method the proxy forwards, upper-cased."""
     method = value.upper() if isinstance(value, str) else ""
-    expected = f"expected one of: {', '.join(METHODS)}"
+    expected = f"expected one of: {', '.join(METHODS)}, or another method's name"
     if method in _REFUSED_METHODS:
         raise ConfigError(
             path, f"{show(value)} is refused: {_REFUSED_METHODS[method]} ({expected})"
         )
-    if method not in METHODS:
+    if method not in METHODS and not _EXTENSION_METHOD.fullmatch(method):
         hint = did_you_mean(method, METHODS)
-        raise ConfigError(
-            path, f"{show(value)} is not a method the proxy forwards ({expected}){hint}"
-        )
+        raise ConfigError(path, f"{show(value)} is not an HTTP method ({expected}){hint}")
     return method
 
 

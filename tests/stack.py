@@ -49,9 +49,11 @@ async def proxy(
     credentials: dict[str, Any] | None = None,
     overrides: Mapping[str, Fetch] | None = FIXED_KEYS,
     client_timeouts: dict[str, str] | None = None,
+    **top: Any,
 ) -> AsyncIterator[Running]:
-    """The proxy on 127.0.0.1, a free port, signing with the emulator's test key by default."""
-    document: dict[str, Any] = {"listen": "127.0.0.1:0", "routes": list(routes)}
+    """The proxy on 127.0.0.1, a free port, signing with the emulator's test key by default;
+    ``top`` adds top-level keys of the config (``allowed_hosts=[...]``)."""
+    document: dict[str, Any] = {"listen": "127.0.0.1:0", "routes": list(routes), **top}
     if credentials is not None:
         document["credentials"] = credentials
     if client_timeouts is not None:

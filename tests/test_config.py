@@ -139,12 +139,13 @@ def test_example_file_uses_every_key() -> None:
         "set": {key for item in sets for key in item},
     }
     assert used == {
-        # tls and upstream_tls are documented in the comments: they need real PEM files.
+        # tls and upstream_tls are documented in the comments: they need real PEM files;
+        # reload_token_env and _file too: the variable or file would have to exist.
         "top": {
             *("listen", "routes", "credentials", "allow_unauthenticated", "client_timeouts"),
-            *("admin", "shutdown_grace"),
+            *("admin", "shutdown_grace", "allowed_hosts"),
         },
-        "client_timeouts": {"headers", "body"},
+        "client_timeouts": {"headers", "body", "body_total"},
         # secret_file is documented in the comments: a path would not exist where tests run.
         "inbound": {
             *("type", "secret_env", "header", "encoding", "prefix", "username", "tolerance"),
@@ -156,7 +157,7 @@ def test_example_file_uses_every_key() -> None:
             *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods"),
             *("host", "strip_prefix", "headers", "max_body", "timeouts", "credentials"),
             *("inbound", "rate_limit", "max_concurrent", "max_connections", "retries"),
-            "probe",
+            *("probe", "allowed_origins", "allow_encoded_slashes"),
         },
         "probe": {"method", "path"},
         "sign": {"host", "region", "service"},
@@ -731,10 +732,10 @@ CASES = [
         "methods-empty", _routed(methods=[]), "routes[0].methods", "empty list", "leave methods out"
     ),
     _case(
-        "method-unknown",
-        _routed(methods=["GET", "FETCH"]),
+        "method-not-a-token",
+        _routed(methods=["GET", "GET /"]),
         "routes[0].methods[1]",
-        "'FETCH'",
+        "'GET /'",
         "GET, HEAD, POST",
     ),
     _case(
@@ -1103,7 +1104,91 @@ CASES = [
         "7200 seconds",
         "at most 1h",
     ),
+    # who may reach the proxy
+    _case("allowed-hosts-not-list", _doc(allowed_hosts="a.example"), "allowed_hosts", "list"),
+    _case(
+        "allowed-hosts-port",
+        _doc(allowed_hosts=["proxy.lan:8080"]),
+        "allowed_hosts[0]",
+        "'proxy.lan:8080'",
+        "without a port",
+    ),
+    _case(
+        "origins-any", _routed(allowed_origins=["*"]), "routes[0].allowed_origins[0]", "any site"
+    ),
+    _case(
+        "origins-null",
+        _routed(allowed_origins=["null"]),
+        "routes[0].allowed_origins[0]",
+        "sandboxed",
+    ),
+    _case(
+        "origins-path",
+        _routed(allowed_origins=["http://localhost:3000/app"]),
+        "routes[0].allowed_origins[0]",
+        "has a path",
+    ),
+    _case(
+        "origins-scheme",
+        _routed(allowed_origins=["ftp://localhost"]),
+        "routes[0].allowed_origins[0]",
+        "http(s) URL",
+    ),
+    _case("origins-empty", _routed(allowed_origins=[]), "routes[0].allowed_origins", "origins"),
+    _case(
+        "encoded-slashes-not-bool",
+        _routed(allow_encoded_slashes="yes please"),
+        "routes[0].allow_encoded_slashes",
+        "'yes please'",
+    ),
+    _case(
+        "body-total",
+        _doc(client_timeouts={"body_total": "forever"}),
+        "client_timeouts.body_total",
+        "'forever'",
+    ),
+    _case(
+        "reload-token-unset",
+        _doc(reload_token_env="SIGNING_PROXY_TEST_UNSET_TOKEN"),
+        "reload_token_env",
+        "not set",
+    ),
+    _case(
+        "reload-token-both",
+        _doc(reload_token_env="A", reload_token_file="/run/secrets/a"),
+        "reload_token_file",
+        "one source",
+    ),
+    _case("method-trace", _routed(methods=["trace"]), "routes[0].methods[0]", "echo"),
 ]
+
+
+def test_who_may_reach_the_proxy_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """allowed_hosts, allowed_origins (as browsers send them), allow_encoded_slashes,
+    client_timeouts.body_total, the reload token and extension methods."""
+    token = tmp_path / "reload-token"
+    token.write_text("from-a-file\n")
+    config = parse_config(
+        _doc(
+            _route(
+                allowed_origins=["HTTP://LocalHost:80/", "https://app.example:8443"],
+                allow_encoded_slashes=True,
+                methods=["get", "PROPFIND"],
+            ),
+            allowed_hosts=["Proxy.LAN", "*.svc.cluster.local"],
+            client_timeouts={"body_total": "90s"},
+            reload_token_file=str(token),
+        )
+    )
+    route = config.routes[0]
+    assert config.allowed_hosts == ("proxy.lan", "*.svc.cluster.local")
+    assert route.allowed_origins == frozenset({"http://localhost", "https://app.example:8443"})
+    assert route.allow_encoded_slashes is True
+    assert route.methods == frozenset({"GET", "PROPFIND"})
+    assert config.client_timeouts.body_total == 90.0
+    assert config.reload_token is not None
+    assert config.reload_token.value == b"from-a-file"
+    assert "from-a-file" not in repr(config)
 
 
 @pytest.mark.parametrize(("data", "path", "fragments"), CASES)
@@ -1180,10 +1265,10 @@ def test_unknown_route_key_message_in_full() -> None:
     """The unknown-key message lists every route key in order and suggests the closest."""
     error = _error(_doc(_route(upstrem=CLOUDFRONT, upstream=...)))
     assert str(error) == (
-        "routes[0].upstrem: unknown key (expected one of: credentials, function_url, headers, "
-        "host, inbound, max_body, max_concurrent, max_connections, methods, mode, name, "
-        "path_prefix, probe, rate_limit, retries, sign, strip_prefix, timeouts, upstream); "
-        "did you mean 'upstream'?"
+        "routes[0].upstrem: unknown key (expected one of: allow_encoded_slashes, "
+        "allowed_origins, credentials, function_url, headers, host, inbound, max_body, "
+        "max_concurrent, max_connections, methods, mode, name, path_prefix, probe, rate_limit, "
+        "retries, sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
     )
 
 

@@ -47,7 +47,7 @@ async def test_client_going_away_cancels_the_upstream_request(
     upstream, url = faulty
     async with proxy(route(url, mode="none")) as running:
         _, writer = await asyncio.open_connection("127.0.0.1", running.port)
-        writer.write(b"GET /stall-before HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /stall-before HTTP/1.1\r\nHost: localhost\r\n\r\n")
         await writer.drain()
         assert await _eventually(lambda: upstream.in_progress == 1)
         writer.close()

@@ -1,5 +1,6 @@
 """The upstream HTTP/1.1 client against raw servers that write exact bytes: keep-alive, body
-framing, interim replies, failures, deadlines, TLS, forward proxies and flow control."""
+framing, interim replies, failures, bounded reply heads, deadlines, TLS, forward proxies and
+flow control."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 import trustme
 
 from proxy.http_client import (
+    FIELD_LIMIT,
+    HEAD_LIMIT,
     CertificateRejected,
     ClientError,
     ConnectFailed,
@@ -22,6 +25,7 @@ from proxy.http_client import (
     Content,
     Disconnected,
     ForwardProxy,
+    HeadTooLarge,
     MalformedReply,
     Pool,
     Reply,
@@ -458,6 +462,100 @@ async def test_reply_deadline(pool: Pool) -> None:
     async with RawServer(always(None)).running() as server:
         with pytest.raises(TimeoutError):
             await pool.request(server.origin(), "GET", "/", (), reply_by=deadline(0.2))
+
+
+# Bounded reply heads.
+
+
+def head_of(size: int, *, fields: int) -> bytes:
+    """A 200 head of exactly ``size`` bytes with ``fields`` header fields, Content-Length: 2
+    the last; an X-Pad field takes up the bytes the others leave."""
+    lines = [b"HTTP/1.1 200 OK", *(b"X-Field-%d: v" % n for n in range(fields - 2))]
+    lines += [b"X-Pad: ", b"Content-Length: 2"]
+    lines[-2] += b"p" * (size - len(b"\r\n".join(lines)) - 4)
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    assert len(head) == size
+    return head
+
+
+def early_hints(links: int) -> bytes:
+    """An interim 103 head with ``links`` Link fields."""
+    fields = b"".join(b"Link: </%d.css>; rel=preload\r\n" % n for n in range(links))
+    return b"HTTP/1.1 103 Early Hints\r\n" + fields + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 256 * 1024 + b"\r\nContent-Length: 2\r\n\r\nok",
+        head_of(HEAD_LIMIT + 1, fields=10) + b"ok",
+        head_of(4096, fields=FIELD_LIMIT + 1) + b"ok",
+        early_hints(1) * (HEAD_LIMIT // len(early_hints(1)) + 1) + OK,
+    ],
+    ids=["256KiB-value", "one-byte-over", "101-fields", "interim-heads-in-all"],
+)
+async def test_reply_head_over_the_bounds_is_refused_and_not_reused(
+    pool: Pool, reply: bytes
+) -> None:
+    """A head over HEAD_LIMIT bytes (interim heads included) or FIELD_LIMIT fields:
+    HeadTooLarge, its connection closed at once, the next request on a new one."""
+    async with RawServer(lambda request: OK if request.connection else reply).running() as server:
+        with pytest.raises(HeadTooLarge) as caught:
+            await exchange(pool, server.origin())
+        assert not caught.value.nothing_sent  # the request went: not to be sent again
+        assert pool._open == 0  # closed, not kept for the next request
+        assert (await exchange(pool, server.origin()))[1] == b"ok"
+        assert server.connections == 2
+        assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "fields", "body"),
+    [
+        (head_of(HEAD_LIMIT, fields=FIELD_LIMIT) + b"ok", FIELD_LIMIT, b"ok"),
+        (early_hints(FIELD_LIMIT) + head_of(4096, fields=FIELD_LIMIT) + b"ok", FIELD_LIMIT, b"ok"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % MIB + b"b" * MIB,
+            1,
+            b"b" * MIB,
+        ),
+    ],
+    ids=["exactly-the-limits", "fields-per-head", "small-head-big-body"],
+)
+async def test_reply_head_within_the_bounds_is_taken(
+    pool: Pool, reply: bytes, fields: int, body: bytes
+) -> None:
+    """A head of exactly HEAD_LIMIT bytes and FIELD_LIMIT fields, an interim head with as
+    many fields of its own, or a small head whose body arrives with it past HEAD_LIMIT:
+    the reply as sent, and its connection kept."""
+    async with RawServer(always(reply)).running() as server:
+        answered, received = await exchange(pool, server.origin())
+        assert (answered.status, len(answered.headers), received) == (200, fields, body)
+        assert (await exchange(pool, server.origin()))[1] == body
+        assert server.connections == 1
+
+
+@pytest.mark.parametrize(("trailers", "refused"), [(FIELD_LIMIT, False), (FIELD_LIMIT + 1, True)])
+async def test_trailer_fields_are_bounded_too(pool: Pool, trailers: int, refused: bool) -> None:
+    """A chunked body's trailers count apart from its head: up to FIELD_LIMIT are read past,
+    more fail the reply with HeadTooLarge after the body before them."""
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        + b"".join(b"X-Trailer-%d: t\r\n" % n for n in range(trailers))
+        + b"\r\n"
+    )
+    async with RawServer(always(reply)).running() as server:
+        answered = await pool.request(server.origin(), "GET", "/", (), reply_by=deadline())
+        try:
+            assert await answered.read_chunk(deadline()) == b"ok"
+            if refused:
+                with pytest.raises(HeadTooLarge):
+                    await answered.read_chunk(deadline())
+            else:
+                assert await answered.read_chunk(deadline()) == b""
+        finally:
+            answered.release()
+        assert pool._open == (0 if refused else 1)
 
 
 # The request as sent.

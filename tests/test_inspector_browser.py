@@ -3,68 +3,31 @@ loads, shows a request live, expands it, and replays it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from proxy.credentials import static_fetch
 from proxy.emulator import Emulator, Key
+from tests.browser import WAIT, chromium, off_loop
 from tests.stack import KEY, KEY_ID, route
 from tests.test_inspector import inspected
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",  # tests may run as root, where the sandbox refuses to start
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-WAIT = 10.0  # upper bound for each wait, never a measurement
 SESSION_TOKEN = "FwoGZXIvYXdzEBYaDH-browser-token-never-shown"
-
-T = TypeVar("T")
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """Headless chromium with a fresh profile, quit after the test whatever happened."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: install Debian's chromium and its driver "
-            "(apt-get install chromium chromium-driver; .ci/run does)",
-            pytrace=False,
-        )
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
+    """Headless chromium with a fresh profile."""
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-async def _off_loop(call: Callable[[], T]) -> T:
-    """Run a blocking WebDriver call on a thread: the proxy under test runs on this loop."""
-    return await asyncio.to_thread(call)
 
 
 def _console(browser: webdriver.Chrome) -> list[dict[str, Any]]:
@@ -85,35 +48,33 @@ async def test_the_page_shows_expands_and_replays_a_request(
         Emulator(keys={KEY_ID: key}) as emulator,
         inspected(route(emulator.cloudfront_url), overrides=keys) as proxy,
     ):
-        await _off_loop(lambda: browser.get(f"{proxy.admin_url}/inspect"))
+        await off_loop(lambda: browser.get(f"{proxy.admin_url}/inspect"))
         live = (By.ID, "live")
-        await _off_loop(lambda: wait.until(seen.text_to_be_present_in_element(live, "live")))
+        await off_loop(lambda: wait.until(seen.text_to_be_present_in_element(live, "live")))
 
         async with client.get(f"{proxy.url}/orders?id=7&token=tok-secret") as response:
             assert response.status == 200
-        row = await _off_loop(
+        row = await off_loop(
             lambda: wait.until(seen.visibility_of_element_located((By.ID, "exchange-1")))
         )
-        assert "/orders?id=7&token=[masked, 10 chars]" in await _off_loop(lambda: row.text)
+        assert "/orders?id=7&token=[masked, 10 chars]" in await off_loop(lambda: row.text)
 
-        await _off_loop(row.click)
+        await off_loop(row.click)
         canonical = (By.CSS_SELECTOR, '#details-1 [data-field="canonical_request"]')
         token_line = f"x-amz-security-token:[masked, {len(SESSION_TOKEN)} chars]"
-        await _off_loop(
+        await off_loop(
             lambda: wait.until(seen.text_to_be_present_in_element(canonical, token_line))
         )
-        assert SESSION_TOKEN not in await _off_loop(lambda: browser.page_source)
+        assert SESSION_TOKEN not in await off_loop(lambda: browser.page_source)
 
         replay = (By.CSS_SELECTOR, "#details-1 button.replay")
-        await _off_loop(lambda: wait.until(seen.element_to_be_clickable(replay)).click())
+        await off_loop(lambda: wait.until(seen.element_to_be_clickable(replay)).click())
         replayed = (By.CSS_SELECTOR, 'tr.exchange[data-replay-of="1"]')
-        new_row = await _off_loop(lambda: wait.until(seen.visibility_of_element_located(replayed)))
-        assert "replay of #1" in await _off_loop(lambda: new_row.text)
+        new_row = await off_loop(lambda: wait.until(seen.visibility_of_element_located(replayed)))
+        assert "replay of #1" in await off_loop(lambda: new_row.text)
         result = (By.CSS_SELECTOR, '#details-1 [data-field="replay_result"]')
-        await _off_loop(
-            lambda: wait.until(seen.text_to_be_present_in_element(result, "status 200"))
-        )
-        console = await _off_loop(lambda: _console(browser))
+        await off_loop(lambda: wait.until(seen.text_to_be_present_in_element(result, "status 200")))
+        console = await off_loop(lambda: _console(browser))
 
     errors = [
         entry

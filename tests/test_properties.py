@@ -140,11 +140,12 @@ class Stack:
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    """The proxy (one catch-all iam route) in front of the emulator, signing with the test key."""
+    """The proxy (one catch-all iam route, which lets encoded slashes through) in front of the
+    emulator, signing with the test key."""
     async with (
         Emulator(keys={KEY_ID: KEY}) as emulator,
         Tap(URL(emulator.cloudfront_url).port or 80) as tap,
-        proxy(route(tap.url)) as started,
+        proxy(route(tap.url, allow_encoded_slashes=True)) as started,
         aiohttp.ClientSession(timeout=TIMEOUT, auto_decompress=False) as session,
     ):
         yield Stack(emulator, tap, started.url, session)
@@ -167,7 +168,9 @@ _UNRESERVED = string.ascii_letters + string.digits + "-._~"
 _SUB_DELIMS = "!$&'()*+,;=:@"
 _HEX = "0123456789abcdefABCDEF"
 
-random_escape = st.builds(lambda hi, lo: f"%{hi}{lo}", st.sampled_from(_HEX), st.sampled_from(_HEX))
+random_escape = st.builds(
+    lambda hi, lo: f"%{hi}{lo}", st.sampled_from(_HEX), st.sampled_from(_HEX)
+).filter(lambda escape: escape != "%00")  # always refused: tests/test_side_doors.py
 path_atom = st.one_of(
     st.sampled_from(_UNRESERVED + _SUB_DELIMS),
     st.sampled_from(["%20", "%2F", "%2f", "%25", "%41", "%2E", "%2e", "%7E", "%3F", "%23"]),
@@ -339,7 +342,8 @@ HOSTILE_NAMES = [
 def hostile_headers(draw: st.DrawFn) -> list[tuple[str, str]]:
     """Some of the headers a client must not get through, plus Connection naming others."""
     names = draw(st.lists(st.sampled_from(HOSTILE_NAMES), unique=True, max_size=len(HOSTILE_NAMES)))
-    headers = [(name, draw(hostile_values)) for name in names]
+    # A Host the proxy serves (any other is refused before routing), marked in its port.
+    headers = [(n, f"localhost:{MARK}" if n == "Host" else draw(hostile_values)) for n in names]
     hops = draw(st.lists(st.sampled_from(["X-Hop-A", "X-Hop-B", "X-Hop-C"]), unique=True))
     if hops:
         extra = draw(st.lists(st.sampled_from(["keep-alive", "upgrade", "te"]), unique=True))

@@ -110,3 +110,54 @@ def test_normalised_path_is_stable(path: str) -> None:
     assert "//" not in once
     assert "/./" not in once + "/"
     assert "/../" not in once + "/"
+
+
+ENCODED = (
+    _route("files", path_prefix="/files", allow_encoded_slashes=True),
+    _route("rest", path_prefix="/"),
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "refused"),
+    [
+        ("/a%2Fb", True),
+        ("/a%2fb", True),
+        ("/a%5Cb", True),
+        ("/a\\b", True),  # a raw backslash goes on the wire as %5C
+        ("/a%252Fb", False),  # an escaped percent sign, then text
+        ("/a%2Eb", False),
+        ("/files/a%2Fb%5Cc", False),
+        ("/files/../a%2Fb", True),  # resolved first: it is the catch-all's path
+    ],
+)
+def test_encoded_slashes_need_a_route_that_allows_them(target: str, refused: bool) -> None:
+    """%2F and %5C (and a raw backslash) are 400 unless the matched route allows them."""
+    if refused:
+        with pytest.raises(BadRequestError, match="allow_encoded_slashes: true on route 'rest'"):
+            match(ENCODED, method="GET", host=None, target=target)
+    else:
+        match(ENCODED, method="GET", host=None, target=target)
+
+
+@pytest.mark.parametrize("target", ["/a%00b", "/files/a%00", "/x%00/../y%00"])
+def test_an_encoded_nul_is_always_refused(target: str) -> None:
+    """%00 is 400 even on a route that allows encoded slashes."""
+    with pytest.raises(BadRequestError, match="%00"):
+        match(ENCODED, method="GET", host=None, target=target)
+
+
+def test_trace_is_405_even_where_every_method_is_taken() -> None:
+    """TRACE never matches: 405 with the usual methods in Allow and RFC 9110's reason."""
+    with pytest.raises(MethodNotAllowedError, match="RFC 9110") as caught:
+        match((_route("all"),), method="TRACE", host=None, target="/x")
+    assert "TRACE" not in caught.value.allowed
+    assert {"GET", "POST", "OPTIONS"} <= caught.value.allowed
+
+
+def test_other_methods_are_taken_only_by_a_route_that_names_them() -> None:
+    """PROPFIND skips a route without methods: and matches one that lists it."""
+    routes = (_route("all"), _route("dav", path_prefix="/", methods=frozenset({"PROPFIND"})))
+    assert match(routes, method="PROPFIND", host=None, target="/x").route.name == "dav"
+    with pytest.raises(MethodNotAllowedError):
+        match(routes[:1], method="PROPFIND", host=None, target="/x")
