@@ -141,8 +141,11 @@ async def test_soak_with_mixed_faults(faulty: tuple[FaultyUpstream, str], tmp_pa
         f"listen: 127.0.0.1:{free_port()}\n"
         f"admin: 127.0.0.1:{admin}\n"
         "routes:\n"
+        # Only the stalling path has a short first_byte: the upstream never answers it, so its
+        # 504 comes however busy the machine is, and no other reply races a timeout.
+        f"  - name: stall\n    path_prefix: /stall-before\n    upstream: {url}\n"
+        "    mode: none\n    timeouts: {first_byte: 300ms}\n"
         f"  - name: soak\n    upstream: {url}\n    mode: none\n"
-        "    timeouts: {first_byte: 300ms}\n"
         "    retries: {backoff: 1ms, max_backoff: 10ms}\n"
     )
     rng = random.Random(2026)  # noqa: S311 - a repeatable mix, not a secret
