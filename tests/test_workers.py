@@ -48,9 +48,18 @@ def test_two_workers_share_the_port_and_the_metrics(tmp_path: Path) -> None:
     with started(command, env=child_env()) as supervisor:
         supervisor.wait_for(lambda line: "(2 workers)" in line)
         assert _eventually(lambda: send(admin, "GET", "/readyz").status == 200)
-        # Many connections at once, so that both workers get some.
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(lambda _: send(port, "GET", "/x").status, range(200)))
+        assert _eventually(lambda: len(WORKER_STARTED.findall(supervisor.err)) == 2)
+        pids = [int(pid) for _, pid in WORKER_STARTED.findall(supervisor.err)]
+        statuses: list[int] = []
+        # Each worker in turn is the only one accepting (the other stopped): which worker the
+        # kernel would hand a connection to is then no matter of chance.
+        for stopped in pids:
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                with ThreadPoolExecutor(max_workers=16) as pool:
+                    statuses += pool.map(lambda _: send(port, "GET", "/x").status, range(100))
+            finally:
+                os.kill(stopped, signal.SIGCONT)
         # Each worker hands its counts over every second (metrics.FLUSH_PERIOD).
         counted = _eventually(
             lambda: _requests_total(send(admin, "GET", "/metrics").body.decode()) == 200
