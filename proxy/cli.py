@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from proxy.config import (
 )
 from proxy.errors import ConfigError, SigningProxyError
 from proxy.logs import setup_logging
-from proxy.serve_command import serve, serve_worker, serve_workers
+from proxy.serve_command import Stop, serve, serve_worker, serve_workers
 from proxy.settings import Address, Config, SigningTarget
 from proxy.supervisor import WORKER_FD, worker_count
 from proxy.values import parse_host_port
@@ -39,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     args.argv = arguments  # workers of serve --workers run this same command line
-    setup_logging(level=args.log_level or args.default_log_level, form=args.log_format)
+    level = getattr(args, "log_level", None) or args.default_log_level
+    setup_logging(level=level, form=getattr(args, "log_format", "text"))
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -49,28 +49,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SigningProxyError as exc:
         print(f"signing-proxy: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`check | head -1`): end quietly, as a program killed by
+        # SIGPIPE would, and keep the interpreter from failing again on its last flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--log-level and --log-format, taken before the subcommand and after it alike (a
+    default of SUPPRESS, so that a subcommand's parser does not overwrite what came first)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=argparse.SUPPRESS,
+        help="how much to log to stderr (default: info; warning for demo, check, sign, health)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=argparse.SUPPRESS,
+        help="text lines (default), or one JSON object per line with the access log's fields",
+    )
+    return common
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = _common_options()
     parser = argparse.ArgumentParser(
         prog="signing-proxy",
         description="Sign requests with AWS SigV4 for a Lambda function URL behind CloudFront.",
+        parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"signing-proxy {__version__}")
-    parser.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="how much to log to stderr (default: info; warning for demo)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="text lines, or one JSON object per line with the access log's fields",
-    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    add_parser = functools.partial(commands.add_parser, parents=[common])
 
-    serve = commands.add_parser(
+    serve = add_parser(
         "serve",
         help="run the proxy",
         description="Run the proxy with a config file, or with one route given by flags.",
@@ -79,14 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin",
         metavar="HOST:PORT",
-        help="serve /healthz, /readyz, /metrics and POST /reload here (overrides admin:)",
+        help="serve /healthz, /readyz, /metrics and POST /reload here (overrides admin: of "
+        "--config)",
     )
     serve.add_argument(
         "--workers",
         metavar="N",
         default="1",
         help="processes sharing the listening socket: a number, or auto for one per core "
-        "(default 1)",
+        "(default 1; the config file has no such key)",
     )
     serve.add_argument(
         "--inspect",
@@ -96,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(command=_serve, name="serve", default_log_level="info")
 
-    check = commands.add_parser(
+    check = add_parser(
         "check",
         help="probe every route and say what is wrong and how to fix it",
         description=(
@@ -120,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(command=_check, name="check", default_log_level="warning")
 
-    sign = commands.add_parser(
+    sign = add_parser(
         "sign",
         help="print one request signed as the proxy signs it (curl command or JSON)",
         description=(
@@ -150,15 +167,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     sign.set_defaults(command=_sign, default_log_level="warning")
 
-    health = commands.add_parser(
+    health = add_parser(
         "health",
         help="exit 0 when the admin listener answers (for container health checks)",
         description="GET the URL; exit 0 on 200 within 3 seconds, 1 otherwise.",
     )
-    health.add_argument("--url", default="http://127.0.0.1:9901/healthz")
+    health.add_argument(
+        "--url",
+        help="default: /healthz on the admin address of --config (or SIGNING_PROXY_CONFIG), "
+        "else SIGNING_PROXY_ADMIN, else 127.0.0.1:9901",
+    )
+    health.add_argument("--config", metavar="FILE", help="the config whose admin: to ask")
     health.set_defaults(command=_health, default_log_level="warning")
 
-    emulate = commands.add_parser(
+    emulate = add_parser(
         "emulate",
         help="run a local CloudFront + function URL stand-in",
         description=(
@@ -183,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulate.set_defaults(command=_emulate, default_log_level="info")
 
-    demo = commands.add_parser(
+    demo = add_parser(
         "demo",
         help="run the proxy against the emulator and send a few requests",
         description=(
@@ -210,11 +232,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="the YAML config file")
-    quick = parser.add_argument_group("one route without a config file")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where the proxy listens (default 127.0.0.1:8080); overrides listen: of --config",
+    )
+    quick = parser.add_argument_group("one route without a config file (refused with --config)")
     quick.add_argument("--upstream", metavar="URL", help="where requests go (e.g. CloudFront)")
     quick.add_argument("--function-url", metavar="URL", help="the function URL to sign for")
-    quick.add_argument("--mode", default="iam", choices=["iam", "oac", "none"])
-    quick.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
+    quick.add_argument("--mode", choices=["iam", "oac", "none"], help="default iam")
     quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
 
 
@@ -238,21 +264,28 @@ def _serve(args: argparse.Namespace) -> int:
                 "--inspect", "the inspector shows one process's requests: use --workers 1"
             )
         admin = admin or config.admin or _INSPECT_ADMIN
+    notes = _overrides(args)
     if workers > 1:
-        return _run(lambda stop: serve_workers(config, load, admin, workers, args.argv, stop))
-    return _run(lambda stop: serve(config, load, admin, stop, inspect=args.inspect))
+        return _run(
+            lambda stop: serve_workers(config, load, admin, workers, args.argv, stop, notes=notes)
+        )
+    return _run(lambda stop: serve(config, load, admin, stop, inspect=args.inspect, notes=notes))
 
 
 def _loader(args: argparse.Namespace) -> Callable[[], Config]:
     """How to (re)read the config: the file, or the quick form's flags."""
     config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
-    quick = [args.upstream, args.function_url, args.listen, args.role_arn]
-    if config_path and any(quick):
-        raise ConfigError(
-            "--config", "give either a config file or --upstream/--function-url, not both"
-        )
     if config_path:
-        return lambda: load_config(config_path)
+        source = "--config" if args.config else "SIGNING_PROXY_CONFIG"
+        for flag, value in _quick_only(args):
+            if value is not None:
+                raise ConfigError(
+                    flag,
+                    f"sets the one route given without a config file, but {source} names "
+                    f"{config_path}: set it on the file's routes instead, or leave out the file",
+                )
+        listen = args.listen
+        return lambda: load_config(config_path, listen=listen)
     if not args.upstream:
         raise ConfigError(
             args.name,
@@ -262,10 +295,32 @@ def _loader(args: argparse.Namespace) -> Callable[[], Config]:
     return lambda: quick_config(
         upstream=args.upstream,
         function_url=args.function_url,
-        mode=args.mode,
+        mode=args.mode or "iam",
         listen=args.listen,
         role_arn=args.role_arn,
     )
+
+
+def _quick_only(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The flags that make up the quick form's route, which a config file has its own of."""
+    return [
+        ("--upstream", args.upstream),
+        ("--function-url", args.function_url),
+        ("--mode", args.mode),
+        ("--role-arn", args.role_arn),
+    ]
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """What the banner says the flags changed of the config file."""
+    config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
+    if not config_path:
+        return []
+    given = [
+        ("--listen", args.listen, "listen"),
+        ("--admin", getattr(args, "admin", None), "admin"),
+    ]
+    return [f"{flag} overrides {key}: of {config_path}" for flag, value, key in given if value]
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -305,7 +360,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _explicit_target(args: argparse.Namespace) -> SigningTarget | None:
     """--host/--region/--service, filled from the host name where it implies them."""
     host = (args.host or urlsplit(args.target).hostname or "").lower()
-    implied = implied_target(host)
+    implied = implied_target(host, path="--host" if args.host else "PATH_OR_URL")
     region = args.region or (implied.region if implied else None)
     service = args.service or (implied.service if implied else None)
     if not host or not region or not service:
@@ -325,20 +380,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    """Exit 0 when ``--url`` answers 200 within 3 s (the Docker HEALTHCHECK)."""
-    url = args.url
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError("--url", f"{url!r} is not an http(s) URL")
-    try:
-        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - scheme checked
-            status = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (OSError, ValueError) as exc:
-        print(f"{url}: {getattr(exc, 'reason', exc)}")
-        return 1
-    print(f"{url}: {status}")
-    return 0 if status == 200 else 1
+    from proxy.health_command import health
+
+    return health(args.url, config_path=args.config or os.environ.get("SIGNING_PROXY_CONFIG"))
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -362,7 +406,7 @@ def _demo(args: argparse.Namespace) -> int:
     return _run(lambda stop: demo(serve=args.serve, listen=args.listen, admin=admin, stop=stop))
 
 
-Main = Callable[[asyncio.Event], Coroutine[Any, Any, int]]
+Main = Callable[[Stop], Coroutine[Any, Any, int]]
 
 
 def _run(main: Main) -> int:
@@ -377,8 +421,8 @@ def _run(main: Main) -> int:
 
 
 async def _with_signals(main: Main) -> int:
-    stop = asyncio.Event()
+    stop = Stop()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.interrupt)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     return await main(stop)

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 from proxy.credential_sets import parse_credentials
 from proxy.env_expansion import expand_env
@@ -40,11 +41,13 @@ from proxy.settings import (
 from proxy.strict_yaml import Section, join, read_yaml
 from proxy.tls import client_context, server_context
 from proxy.values import (
+    CONFIG_FOLDER,
     DURATION_EXAMPLE,
     REGION,
     did_you_mean,
     expect_bool,
     parse_bare_host,
+    parse_file_path,
     parse_header_name,
     parse_header_value,
     parse_host_port,
@@ -95,16 +98,36 @@ _FLAGS = {
 }
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read the YAML config file at ``path``, expand ${VAR} references, parse and validate."""
+def load_config(path: str | os.PathLike[str], *, listen: str | None = None) -> Config:
+    """Read the YAML config file at ``path``, expand ${VAR} references, parse and validate;
+    ``listen`` (``serve --listen``) stands in for the file's listen:. Relative file paths in
+    the file are taken from its folder."""
     name = os.fspath(path)
+    folder = CONFIG_FOLDER.set(Path(name).resolve().parent)
     try:
-        return parse_config(expand_env(read_yaml(name), os.environ))
+        data = expand_env(read_yaml(name), os.environ)
+        if listen is not None and isinstance(data, dict):
+            data["listen"] = listen
+        return parse_config(data)
     except ConfigError as exc:
+        if listen is not None and exc.path == "listen":
+            raise ConfigError("--listen", exc.message) from exc
         if exc.path:
             raise
         # A mistake in the document as a whole is located by the file's name.
         raise ConfigError(name, exc.message) from exc
+    finally:
+        CONFIG_FOLDER.reset(folder)
+
+
+def admin_of(path: str) -> Address | None:
+    """The admin address the config file at ``path`` names (None: it has none), read without
+    the rest of the file: a health check must not depend on secrets or certificates."""
+    data = read_yaml(path)
+    value = data.get("admin") if isinstance(data, dict) else None
+    if value is None:
+        return None
+    return _parse_admin(expand_env(value, os.environ, path="admin"), path=f"{path}: admin")
 
 
 def parse_config(data: object) -> Config:
@@ -178,8 +201,8 @@ def _parse_tls(value: object, *, path: str) -> TlsFiles:
     )
     expected = "a PEM file path"
     files = TlsFiles(
-        cert_file=fields.require("cert_file", _parse_file_path, expected),
-        key_file=fields.require("key_file", _parse_file_path, expected),
+        cert_file=fields.require("cert_file", parse_file_path, expected),
+        key_file=fields.require("key_file", parse_file_path, expected),
     )
     server_context(files, path=path)  # a certificate that will not load stops the start
     return files
@@ -187,15 +210,9 @@ def _parse_tls(value: object, *, path: str) -> TlsFiles:
 
 def _parse_upstream_tls(value: object, *, path: str) -> str | None:
     fields = Section(value, path=path, keys=("ca_file",), expected="ca_file")
-    ca_file = fields.get("ca_file", _parse_file_path, None)
+    ca_file = fields.get("ca_file", parse_file_path, None)
     client_context(ca_file, path=fields.at("ca_file"))
     return ca_file
-
-
-def _parse_file_path(value: object, *, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, f"{show(value)} is not a file path (expected e.g. /etc/ssl/x.pem)")
-    return value
 
 
 def _parse_client_timeouts(value: object, *, path: str) -> ClientTimeouts:
@@ -387,7 +404,7 @@ def _parse_sign(value: object, *, path: str, base: SigningTarget | None) -> Sign
     defaults = base
     if "host" in sign:
         host = sign.get("host", partial(parse_bare_host, example=_SIGN_HOST_EXAMPLE), "")
-        defaults = implied_target(host) or base
+        defaults = implied_target(host, path=sign.at("host")) or base
     elif base is not None:
         host = base.host
     else:
@@ -405,10 +422,14 @@ def _parse_sign(value: object, *, path: str, base: SigningTarget | None) -> Sign
     return SigningTarget(host, region, service)
 
 
-def implied_target(host: str) -> SigningTarget | None:
-    """The target a function-URL or execute-api host name implies, region and service included."""
-    if (match := _FUNCTION_HOST.fullmatch(host)) and re.fullmatch(REGION, match[1]):
-        return SigningTarget(host, match[1], "lambda")
+def implied_target(host: str, *, path: str | None = None) -> SigningTarget | None:
+    """The target a function-URL or execute-api host name implies, region and service included;
+    with ``path``, a function-URL host whose region is no AWS region is a ConfigError there."""
+    if match := _FUNCTION_HOST.fullmatch(host):
+        if re.fullmatch(REGION, match[1]):
+            return SigningTarget(host, match[1], "lambda")
+        if path is not None:
+            parse_region(match[1], path=path)  # raises, naming the region
     if match := _EXECUTE_API_HOST.fullmatch(host):
         return SigningTarget(host, match[1], "execute-api")
     return None

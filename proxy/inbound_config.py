@@ -16,7 +16,7 @@ from typing import Literal
 from proxy.errors import ConfigError
 from proxy.settings import Inbound, InboundType, Network, RateLimit, Secret
 from proxy.strict_yaml import Section
-from proxy.values import did_you_mean, parse_duration, parse_header_name, show
+from proxy.values import did_you_mean, parse_duration, parse_file_path, parse_header_name, show
 
 _TYPES: tuple[InboundType, ...] = (
     "github",
@@ -147,10 +147,7 @@ def _secret_from_env(value: object, *, path: str) -> Secret:
 
 
 def _secret_from_file(value: object, *, path: str) -> Secret:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(
-            path, f"{show(value)} is not a file path (expected e.g. /run/secrets/hook)"
-        )
+    value = parse_file_path(value, path=path, example="/run/secrets/hook")
     try:
         content = Path(value).read_bytes()
     except OSError as exc:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from proxy import __version__
 from proxy.errors import ConfigError
@@ -21,25 +21,38 @@ from proxy.supervisor import SUPERVISOR_PID, Supervisor, run_directory, serve_ad
 log = logging.getLogger("signing_proxy")
 
 
+class Stop(asyncio.Event):
+    """Set when the proxy is asked to stop (SIGTERM, Ctrl-C): it drains within shutdown_grace.
+    ``now`` is set by a Ctrl-C once stopping: requests still in flight are cut at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = asyncio.Event()
+
+    def interrupt(self) -> None:
+        """SIGINT: stop, or, when already stopping, stop now."""
+        if self.is_set():
+            self.now.set()
+        self.set()
+
+
 async def serve(
     config: Config,
     load: Callable[[], Config],
     admin: Address | None,
-    stop: asyncio.Event,
+    stop: Stop,
     *,
     inspect: bool = False,
+    notes: Sequence[str] = (),
 ) -> int:
     hangups = _hangups()
-    async with running(config, admin=admin, load=load, inspect=inspect) as proxy:
-        _announce(config, proxy.url, proxy.admin_url, inspect=inspect)
+    async with running(config, admin=admin, load=load, inspect=inspect, cut_now=stop.now) as proxy:
+        _announce(config, proxy.url, proxy.admin_url, inspect=inspect, notes=notes)
         await _until_stopped(stop, hangups, proxy.reload)
-        log.info("stopping: no new connections; finishing requests in flight")
     return 0
 
 
-async def serve_worker(
-    config: Config, load: Callable[[], Config], fd: int, stop: asyncio.Event
-) -> int:
+async def serve_worker(config: Config, load: Callable[[], Config], fd: int, stop: Stop) -> int:
     """One worker of serve --workers: the supervisor's socket, no admin listener, and an end
     when the supervisor is gone (it would otherwise outlive a supervisor killed outright)."""
     inherited = socket.socket(fileno=fd)
@@ -47,7 +60,9 @@ async def serve_worker(
     # Named by the supervisor: it may already be gone by the time this process looks.
     parent = int(os.environ.get(SUPERVISOR_PID, os.getppid()))
     replay_db = os.environ.get(REPLAY_DB)  # named by the supervisor: shared by its workers
-    async with running(config, load=load, inherited=inherited, replay_db=replay_db) as proxy:
+    async with running(
+        config, load=load, inherited=inherited, replay_db=replay_db, cut_now=stop.now
+    ) as proxy:
         orphaned = asyncio.create_task(_orphaned(parent, stop), name="supervisor watch")
         try:
             await _until_stopped(stop, hangups, proxy.reload)
@@ -71,7 +86,9 @@ async def serve_workers(
     admin: Address | None,
     workers: int,
     argv: list[str],
-    stop: asyncio.Event,
+    stop: Stop,
+    *,
+    notes: Sequence[str] = (),
 ) -> int:
     admin_address = admin or config.admin
     hangups = _hangups()
@@ -87,23 +104,45 @@ async def serve_workers(
         admin_url = None
         if admin_sock is not None:
             admin_url = "http://{}:{}".format(*admin_sock.getsockname()[:2])
-        _announce(config, f"{scheme}://{host}:{port}", admin_url, workers=workers)
+        _announce(config, f"{scheme}://{host}:{port}", admin_url, workers=workers, notes=notes)
+        # A second Ctrl-C cuts the workers' requests at once (a terminal sends it to them too).
+        hurry = asyncio.create_task(_forward(stop.now, supervisor.hurry), name="Ctrl-C again")
         try:
             await _until_stopped(stop, hangups, supervisor.reload)
-            log.info("stopping: draining %d workers", workers)
+            log.info(
+                "stopping: draining %d workers (within shutdown_grace, %gs; Ctrl-C again to "
+                "cut their requests now)",
+                workers,
+                config.shutdown_grace,
+            )
         finally:
             await supervisor.stop()
+            hurry.cancel()
+            await asyncio.gather(hurry, return_exceptions=True)
             if admin_runner is not None:
                 await admin_runner.cleanup()
             listen.close()
     return 0
 
 
+async def _forward(event: asyncio.Event, action: Callable[[], None]) -> None:
+    await event.wait()
+    action()
+
+
 def _announce(
-    config: Config, url: str, admin_url: str | None, *, workers: int = 1, inspect: bool = False
+    config: Config,
+    url: str,
+    admin_url: str | None,
+    *,
+    workers: int = 1,
+    inspect: bool = False,
+    notes: Sequence[str] = (),
 ) -> None:
     suffix = f" ({workers} workers)" if workers > 1 else ""
     print(f"signing-proxy {__version__} listening on {url}{suffix}")
+    for note in notes:
+        print(f"  ({note})")
     for line in describe_routes(config):
         print(line)
     if admin_url:

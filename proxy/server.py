@@ -42,6 +42,8 @@ access_log = logging.getLogger("signing_proxy.access")
 
 # A client's request id is kept when it is a sane token; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# How long a connection is given to close once its request is done or cut (a bound only).
+_CLOSING = 1.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -76,6 +78,7 @@ async def running(
     inherited: socket.socket | None = None,
     inspect: bool = False,
     replay_db: str | None = None,
+    cut_now: asyncio.Event | None = None,
 ) -> AsyncIterator[Running]:
     """Start the proxy (and the admin listener, when the config or ``admin`` names one); on
     exit, drain: stop accepting, let requests in flight finish within shutdown_grace, close.
@@ -84,7 +87,8 @@ async def running(
     ``serve --workers`` passes the ``inherited`` listening socket and has no admin listener
     (its supervisor answers for all workers) and shares with the other workers the replay
     memory of webhook routes (the SQLite file ``replay_db``). ``inspect`` serves the request
-    inspector on the admin listener, which must then be on a loopback address.
+    inspector on the admin listener, which must then be on a loopback address. ``cut_now``,
+    once set during the drain, cuts the requests still in flight at once (Ctrl-C again).
     """
     address = listen or config.listen
     admin_address = None if inherited else (admin or config.admin)
@@ -103,6 +107,7 @@ async def running(
     )
     pools: Pools | None = None
     runners: list[web.BaseRunner] = []
+    handler: _Handler | None = None
     try:
         await state.start(config)
         pools = Pools(client_context(config.upstream_ca_file))
@@ -117,14 +122,16 @@ async def running(
             runners.append(await _serve(admin_runner, admin_sock))
         # The proxy's listener needs no router, middleware or signals: aiohttp's low-level
         # server hands each request straight to the handler.
-        proxy_server = web.Server(
-            _Handler(state, pools), **_connection_options(config.client_timeouts.headers)
-        )
-        proxy_runner = web.ServerRunner(proxy_server, shutdown_timeout=config.shutdown_grace)
+        handler = _Handler(state, pools)
+        proxy_server = web.Server(handler, **_connection_options(config.client_timeouts.headers))
+        # The drain (_drain) has waited shutdown_grace and cut what was left before the
+        # runner's own shutdown: that only closes connections.
+        proxy_runner = web.ServerRunner(proxy_server, shutdown_timeout=_CLOSING)
         ssl_context = server_context(config.tls) if config.tls else None
         # Listed first, so it is drained first while the admin port reports "draining".
         runners.insert(0, await _serve(proxy_runner, sock, ssl_context))
         _warn_if_exposed(config, state.listen)
+        _warn_if_cleartext(config)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
@@ -134,6 +141,10 @@ async def running(
     finally:
         state.draining = True
         state.metrics.ready.set(0)
+        if handler is not None and runners:
+            await _drain(
+                runners[0], handler, grace=state.current.config.shutdown_grace, cut_now=cut_now
+            )
         for runner in runners:
             await runner.cleanup()
         if pools is not None:
@@ -142,6 +153,47 @@ async def running(
         for open_socket in (sock, admin_sock):
             if open_socket is not None:
                 open_socket.close()
+
+
+async def _drain(
+    runner: web.BaseRunner, handler: _Handler, *, grace: float, cut_now: asyncio.Event | None
+) -> None:
+    """Stop accepting connections, and new requests on open ones; give the requests in flight
+    ``grace`` seconds (or until ``cut_now``) to finish; then cut those still running."""
+    for site in list(runner.sites):
+        await site.stop()
+    if runner.server is not None:
+        runner.server.pre_shutdown()  # kept-alive connections close after their request
+    waiting = set(handler.in_flight)
+    if not waiting:
+        log.info("stopping: no requests in flight")
+        return
+    until = time.time() + grace
+    log.info(
+        "stopping: no new connections; waiting for %d request(s) in flight until %s "
+        "(shutdown_grace %gs)%s",
+        len(waiting),
+        time.strftime("%H:%M:%S", time.localtime(until)),
+        grace,
+        "; Ctrl-C again to cut them now" if cut_now is not None else "",
+    )
+    handler.emptied = asyncio.Event()
+    watched = [asyncio.ensure_future(handler.emptied.wait())]
+    hurry = asyncio.ensure_future(cut_now.wait()) if cut_now is not None else None
+    if hurry is not None:
+        watched.append(hurry)
+    try:
+        await asyncio.wait(watched, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        hurried = hurry is not None and hurry.done()
+    finally:
+        for future in watched:
+            future.cancel()
+    waiting = set(handler.in_flight)
+    if waiting:
+        why = "Ctrl-C again" if hurried else "shutdown_grace ended"
+        log.warning("stopping: %s; cutting %d request(s) still in flight", why, len(waiting))
+        handler.cut_all()
+        await asyncio.wait(waiting, timeout=_CLOSING)
 
 
 def _connection_options(keepalive: float) -> dict[str, Any]:
@@ -175,6 +227,7 @@ def _reloader(state: State, load: Callable[[], Config]) -> Callable[[], Awaitabl
         """Re-read the config (a file read, off the loop) and swap it in."""
         config = await asyncio.to_thread(load)
         await state.reload(config)
+        _warn_if_cleartext(config)
 
     return reload
 
@@ -209,6 +262,20 @@ def _warn_if_exposed(config: Config, address: Address) -> None:
         )
 
 
+def _warn_if_cleartext(config: Config) -> None:
+    """A plain-HTTP upstream beyond this machine carries signatures, tokens and bodies in the
+    clear (http:// is for local tests and sidecars)."""
+    for route in config.routes:
+        upstream = route.upstream
+        if upstream.scheme == "http" and not Address(upstream.host, upstream.port).is_loopback:
+            log.warning(
+                "route %s sends requests to %s over plain HTTP: anyone on the way can read "
+                "them (signatures, tokens and bodies) and change them; use https://",
+                route.name,
+                upstream.origin,
+            )
+
+
 def bound_address(sock: socket.socket) -> Address:
     """Where a listening socket is bound (a wildcard stays one)."""
     host, port = sock.getsockname()[:2]
@@ -233,7 +300,7 @@ def describe_routes(config: Config) -> list[str]:
     """One line per route, printed at start."""
     lines = []
     for route in config.routes:
-        methods = ",".join(sorted(route.methods)) if route.methods else "any method"
+        methods = ",".join(sorted(route.methods)) if route.methods else "the usual methods"
         host = f" host {route.host}" if route.host else ""
         line = f"  {route.name}: {route.path_prefix}{host} ({methods}) -> {route.upstream.origin}"
         if route.mode == "iam" and route.signing is not None:
@@ -258,9 +325,21 @@ class _Handler:
     def __init__(self, state: State, pools: Pools) -> None:
         self._state = state
         self._pools = pools
+        self.in_flight: set[asyncio.Task[Any]] = set()  # the tasks running a request now
+        self.emptied: asyncio.Event | None = None  # set by the last request out, once draining
+        self._cutting = False
+
+    def cut_all(self) -> None:
+        """Cancel every request in flight: the drain's grace is over."""
+        self._cutting = True
+        for task in self.in_flight:
+            task.cancel()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - aiohttp runs each request in a task
+        self.in_flight.add(task)
         offered = request.headers.get("X-Request-Id", "")
         outcome = Outcome(offered if _REQUEST_ID.fullmatch(offered) else _new_request_id())
         state = self._state
@@ -281,11 +360,15 @@ class _Handler:
             response = _error_response(exc, outcome.request_id)
         except asyncio.CancelledError:
             relayed = outcome.relayed
-            if relayed is None:
-                status = 499  # the client went away first (nginx's name for it)
-            else:  # ... while its reply was being sent: what it got, and how much
+            if relayed is not None:  # cut while its reply was being sent: what it got
                 status, outcome.bytes_out = relayed.response.status, relayed.bytes_out
-            if outcome.upstream_status is not None and outcome.cut is None:
+            elif self._cutting:
+                status = 503  # the drain gave up on it before its reply began
+            else:
+                status = 499  # the client went away first (nginx's name for it)
+            if self._cutting:
+                outcome.cut = "shutdown"
+            elif outcome.upstream_status is not None and outcome.cut is None:
                 outcome.cut = "client_gone"
             raise
         except Exception:
@@ -303,6 +386,9 @@ class _Handler:
         else:
             status = response.status
         finally:
+            self.in_flight.discard(task)
+            if self.emptied is not None and not self.in_flight:
+                self.emptied.set()
             # Every request gets its line and its count, also one cut short.
             if error is not None:
                 status = error.status

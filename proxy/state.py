@@ -109,7 +109,8 @@ class State:
                 )
             self._current = await self._build(config, previous=previous)
             await self._stop_unused()
-            log.info("reload: %d routes in effect", len(config.routes))
+            count = len(config.routes)
+            log.info("reload: %d route%s in effect", count, "" if count == 1 else "s")
 
     async def close(self) -> None:
         """Stop every background task and wait for refreshes still on a worker thread."""

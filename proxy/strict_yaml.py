@@ -41,7 +41,11 @@ def parse_yaml(text: str, *, name: str) -> object:
         if exc.context and problem.startswith("but "):  # "expected one document but found ..."
             problem = f"{exc.context} {problem}"
         problem = " ".join(problem.split())
-        if mark and (hint := _quoting_hint(text, mark.line)):
+        if "'\\t'" in problem:  # PyYAML's words for a tab where YAML allows none
+            problem += (
+                "; YAML forbids tabs in indentation and between a key and its value: use spaces"
+            )
+        elif mark and (hint := _quoting_hint(text, mark.line)):
             problem += f"; {hint}"
         raise ConfigError(where, f"{kind}: {problem}") from exc
     except yaml.reader.ReaderError as exc:

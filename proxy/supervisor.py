@@ -140,6 +140,10 @@ class Supervisor:
         self._signal(signal.SIGHUP)
         log.info("reload: passed on to %d workers", len(self._slots))
 
+    def hurry(self) -> None:
+        """Ctrl-C again: the workers cut their requests in flight now."""
+        self._signal(signal.SIGINT)
+
     async def stop(self) -> None:
         """Drain: every worker finishes its requests in flight (within shutdown_grace)."""
         self.draining = True

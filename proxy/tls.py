@@ -4,6 +4,7 @@ come from (the system's, plus a corporate CA bundle when configured)."""
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 from proxy.errors import ConfigError
 from proxy.settings import TlsFiles
@@ -14,10 +15,14 @@ def server_context(files: TlsFiles, *, path: str = "tls") -> ssl.SSLContext:
     ConfigError naming the key."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # OpenSSL's error does not say which of the two files it could not open.
+    for key, name in (("cert_file", files.cert_file), ("key_file", files.key_file)):
+        try:
+            Path(name).open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"{path}.{key}", f"cannot read {name}: {exc.strerror}") from exc
     try:
         context.load_cert_chain(files.cert_file, files.key_file)
-    except FileNotFoundError as exc:
-        raise ConfigError(path, f"cannot read {exc.filename}: {exc.strerror}") from exc
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             path,

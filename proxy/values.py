@@ -12,11 +12,17 @@ import math
 import re
 import string
 from collections.abc import Collection
+from contextvars import ContextVar
 from fractions import Fraction
+from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from proxy.errors import ConfigError
+
+# The folder of the config file being read: relative file paths in it are relative to it (so
+# a config works whatever directory the proxy is started from). None for the CLI's flags.
+CONFIG_FOLDER: ContextVar[Path | None] = ContextVar("config_folder", default=None)
 
 _MAX_SHOWN = 60  # characters of a bad string echoed back; enough to recognise it
 
@@ -366,3 +372,11 @@ def did_you_mean(word: object, choices: Collection[str]) -> str:
     """``; did you mean 'x'?`` for the choice closest to a misspelt ``word``, else ""."""
     close = difflib.get_close_matches(word, choices, n=1) if isinstance(word, str) else []
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def parse_file_path(value: object, *, path: str, example: str = "/etc/ssl/x.pem") -> str:
+    """A file path from the config: a relative one is taken from the config file's folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, f"{show(value)} is not a file path (expected e.g. {example})")
+    folder = CONFIG_FOLDER.get()
+    return str(folder / value) if folder is not None and not Path(value).is_absolute() else value

@@ -212,7 +212,7 @@ def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
     ("args", "named"),
     [
         ([], "--config"),
-        (["--config", "proxy.yaml", "--upstream", CLOUDFRONT], "--config"),
+        (["--config", "proxy.yaml", "--upstream", CLOUDFRONT], "--upstream"),
         (["--upstream", CLOUDFRONT, "--mode", "iam"], "--function-url"),
         (["--upstream", CLOUDFRONT], "--function-url"),
         (["--upstream", CLOUDFRONT, "--mode", "none", "--inspect", "--workers", "2"], "--inspect"),

@@ -171,3 +171,82 @@ def test_json_logs_have_one_access_object_per_request(tmp_path: Path) -> None:
     assert access[0]["duration_ms"] > 0
     assert access[0]["amzn_request_id"]
     assert "never-logged" not in proxy.err
+
+
+def _endless_stream(port: int, events: list[bytes], first: threading.Event) -> threading.Thread:
+    """A reader of a stream far longer than any grace (200 s), on a thread."""
+
+    def read() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GUARD)
+        connection.request("GET", "/stream?chunks=1000&delay=0.2")
+        response = connection.getresponse()
+        try:
+            while line := response.readline():
+                if line.startswith(b"data:"):
+                    events.append(line.strip())
+                    first.set()
+        except (http.client.HTTPException, OSError):
+            events.append(b"cut")  # the drain cut the reply: the client sees it end short
+        connection.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return reader
+
+
+def _access_lines(err: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "signing_proxy.access"]
+
+
+def test_a_stream_longer_than_the_grace_is_cut_at_its_end_and_logged_as_shutdown(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with shutdown_grace 1s: the drain says how many requests it waits for and until
+    when, cuts the stream when the grace ends (once, not after a second grace), logs it with
+    cut: shutdown, and the process exits 0."""
+    config = tmp_path / "proxy.yaml"
+    with _emulator() as (upstream, keys):
+        port, _ = _config(config, upstream, prefixes=["/"], shutdown_grace="1s")
+        with _serve(config, keys, "--log-format", "json") as proxy:
+            proxy.wait_for(lambda line: "admin on" in line)
+            events: list[bytes] = []
+            first = threading.Event()
+            reader = _endless_stream(port, events, first)
+            assert first.wait(GUARD)
+            proxy.process.send_signal(signal.SIGTERM)
+            code = proxy.process.wait(GUARD)
+            proxy.join()
+            reader.join(GUARD)
+    assert code == 0
+    assert "waiting for 1 request(s) in flight until" in proxy.err
+    assert "shutdown_grace ended; cutting 1 request(s) still in flight" in proxy.err
+    assert events[-1] == b"cut" or len(events) < 1000
+    [line] = _access_lines(proxy.err)
+    assert line["cut"] == "shutdown"
+    assert line["status"] == 200  # the reply had begun: the status it was given
+    assert "Traceback" not in proxy.err
+
+
+def test_a_second_ctrl_c_cuts_the_requests_in_flight_at_once(tmp_path: Path) -> None:
+    """Ctrl-C starts the drain (a grace of 10 minutes here); Ctrl-C again cuts the stream
+    at once and the process exits 0 (the wait is bounded by the test's guard, far below the
+    grace)."""
+    config = tmp_path / "proxy.yaml"
+    with _emulator() as (upstream, keys):
+        port, _ = _config(config, upstream, prefixes=["/"], shutdown_grace="10m")
+        with _serve(config, keys) as proxy:
+            proxy.wait_for(lambda line: "admin on" in line)
+            events: list[bytes] = []
+            first = threading.Event()
+            reader = _endless_stream(port, events, first)
+            assert first.wait(GUARD)
+            proxy.process.send_signal(signal.SIGINT)
+            assert _eventually(lambda: "waiting for 1 request(s)" in proxy.err), proxy.err
+            proxy.process.send_signal(signal.SIGINT)
+            code = proxy.process.wait(GUARD)
+            proxy.join()
+            reader.join(GUARD)
+    assert code == 0
+    assert "Ctrl-C again; cutting 1 request(s) still in flight" in proxy.err
+    assert "cut short: shutdown" in proxy.err
