@@ -63,6 +63,9 @@ class Seen:
     error: str | None  # the proxy's own error code, e.g. "no_route", "unauthorized"
     body: bytes | None  # the request body when the pipeline kept it; None otherwise
     replay_of: int | None  # the inspector id this request replays
+    # What the upstream answered a refused request with (a 403's body, as relayed); masked
+    # and cut before the page sees it.
+    error_body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)

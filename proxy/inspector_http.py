@@ -115,9 +115,12 @@ async def _replay_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _list(request: web.Request) -> web.Response:
-    """The rows, newest first."""
+    """The rows, newest first, and where the proxy listens (the page's hint says where to send
+    a request)."""
     inspector = request.app[INSPECTOR]
-    return web.json_response({"size": inspector.size, "exchanges": inspector.rows()})
+    return web.json_response(
+        {"size": inspector.size, "proxy_url": inspector.proxy_url, "exchanges": inspector.rows()}
+    )
 
 
 async def _detail(request: web.Request) -> web.Response:

@@ -2,17 +2,21 @@
 
 Masked values become a hint of their length, never any of their characters: headers that
 carry credentials or signatures, secret-looking query parameters, the session token inside the
-canonical request. This runs when an exchange is recorded, so nothing unmasked is ever stored
-for display.
+canonical request, and any of these where the upstream's reply to a refused request repeats
+them (Lambda's canonical string does). This runs when an exchange is recorded, so nothing
+unmasked is ever stored for display. A failure is laid out as what AWS said, what the proxy
+concluded and what to check.
 """
 
 from __future__ import annotations
 
 import codecs
+import itertools
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from proxy.credentials import mask
 from proxy.headers import REPLAY_HEADER
@@ -21,7 +25,8 @@ from proxy.sigv4 import ALGORITHM
 if TYPE_CHECKING:
     from proxy.inspector import Seen
 
-# The page shows the start of a body, enough to recognise it.
+# The page shows the start of a body (the request's, the upstream's reply to a refused
+# request), enough to recognise it.
 PREVIEW_BYTES = 4096
 
 # Secret by name: cookies, inbound webhook signatures, and the inspector's own replay token.
@@ -50,6 +55,26 @@ _SIGV4 = re.compile(
     rf"{ALGORITHM} +Credential=(?P<key>[^/,\s]+)(?P<scope>/[^,\s]*), *"
     r"SignedHeaders=(?P<signed>[^,\s]*), *Signature=(?P<signature>[0-9a-fA-F]+)"
 )
+_HINT = re.compile(r"\[masked, \d+ chars\]")
+# Secret values from the request are replaced wherever the reply repeats them; shorter ones
+# would replace those characters all over the text, so they are masked only where they stand
+# as a header line or a query parameter.
+_SHORTEST_SECRET = 4
+# Lambda's signature mismatch message quotes the canonical request it expected; in a JSON
+# body its line breaks are still escaped.
+_QUOTED_CANONICAL = re.compile(
+    r"(?P<lead>Canonical String for this request should have been(?P<nl>\n|\\n)')"
+    r"(?P<canonical>.*?)(?='(?:\n|\\n)|\Z)",
+    re.DOTALL,
+)
+# A "name:value" line, as in a canonical request, also inside a JSON string.
+_HEADER_LINE = re.compile(
+    r"(?m)(?:^|(?<=\\n)|(?<='))(?P<name>[A-Za-z0-9-]+):(?P<value>(?:(?!\\n)[^\n'\"])*)"
+)
+# explain_403's advice: sentences, each of them clauses; a proxy error's advice comes after
+# "; " and starts with one of these verbs.
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z`])")
+_ADVICE_VERBS = ("check", "set", "use", "give", "add", "put", "send", "run", "synchronise")
 
 
 def hint(value: str) -> str:
@@ -92,8 +117,172 @@ def details(seen: Seen, *, secret_headers: frozenset[str] = frozenset()) -> dict
         ),
         "string_to_sign": seen.string_to_sign,  # a date, a scope and a hash: nothing secret
         "diagnosis": seen.diagnosis,
+        "failure": failure(seen, secret_headers),
         "body": body_preview(seen.body, seen.bytes_in),
+        "upstream_body": reply_preview(seen, secret_headers),
     }
+
+
+def failure(seen: Seen, secret_headers: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """A failed exchange's box: what AWS said (when the upstream refused it), what the proxy
+    concluded and what to check; None when nothing failed."""
+    if seen.status < 400 and seen.error is None and seen.diagnosis is None:
+        return None
+    aws: dict[str, Any] | None = None
+    said = None
+    refused = seen.upstream_status is not None and seen.upstream_status >= 400
+    if refused and seen.error is None:
+        said = _message_of(seen.error_body)
+        if said is not None:
+            said = mask_text(said, _secret_values(seen, secret_headers), secret_headers)
+        aws = {"status": seen.upstream_status, "error_type": seen.amzn_error_type, "message": said}
+    concluded, checks = _conclusion(seen)
+    if said is not None and "Canonical String for this request" in said:
+        checks.append(
+            "compare the canonical request AWS expected (in its message) with the one the "
+            "proxy signed (below): the first line that differs is what to fix"
+        )
+    return {"aws": aws, "concluded": concluded, "checks": checks}
+
+
+def _conclusion(seen: Seen) -> tuple[str | None, list[str]]:
+    """The diagnosis split into what the proxy concluded and the things to check."""
+    text = seen.diagnosis
+    if text is None:
+        if seen.upstream_status is not None and seen.upstream_status >= 400:
+            return f"the upstream answered {seen.upstream_status}; the proxy passed it on", []
+        return None, []
+    if seen.error is not None:  # the proxy's own refusal: "...; check ..." at most
+        clauses = text.split("; ")
+        start = next(
+            (i for i, clause in enumerate(clauses) if i and clause.startswith(_ADVICE_VERBS)),
+            len(clauses),
+        )
+        return "; ".join(clauses[:start]), clauses[start:]
+    kind = (seen.amzn_error_type or "").partition(":")[0]
+    if kind and text.startswith(f"{kind}: "):  # explain_403 knows no more than AWS said
+        return f"AWS refused it with {kind}; the proxy knows no specific cause for it", []
+    concluded, sep, advice = text.partition(": ")
+    if not sep:
+        return text, []
+    checks = [
+        clause.strip().removesuffix(".")
+        for sentence in _SENTENCE_END.split(advice)
+        for clause in sentence.split("; ")
+        if clause.strip()
+    ]
+    return concluded, checks
+
+
+def _message_of(body: bytes | None) -> str | None:
+    """The ``Message`` (or ``message``) of a JSON error body, as Lambda sends one."""
+    if not body:
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict):
+        for key in ("Message", "message"):
+            if isinstance(parsed.get(key), str):
+                return str(parsed[key])
+    return None
+
+
+def reply_preview(
+    seen: Seen, secret_headers: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
+    """The start of the upstream's reply to a refused request, as text with every secret of
+    the request masked; None when there is none."""
+    body = seen.error_body
+    if not body:
+        return None
+    try:
+        # Not final: the proxy may have kept only the start of a longer body.
+        text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
+    except UnicodeDecodeError:
+        note = f"{len(body)} bytes of binary data (not UTF-8)"
+        return {"size": len(body), "text": None, "truncated": False, "note": note}
+    # Masked whole, then cut: a secret is never cut in two, half of it left showing.
+    masked = mask_text(text, _secret_values(seen, secret_headers), secret_headers).encode()
+    truncated = len(masked) > PREVIEW_BYTES
+    head = codecs.getincrementaldecoder("utf-8")().decode(masked[:PREVIEW_BYTES], final=False)
+    return {"size": len(body), "text": head, "truncated": truncated, "note": None}
+
+
+def mask_text(
+    text: str, secrets: Mapping[str, str], secret_headers: frozenset[str] = frozenset()
+) -> str:
+    """Free text (an upstream's reply) with the canonical request it quotes masked, secret
+    header lines (and ``secret_headers``' lines) masked, and each of ``secrets`` (value: what
+    is shown instead) replaced."""
+    text = _QUOTED_CANONICAL.sub(_mask_quoted_canonical, text)
+    text = _HEADER_LINE.sub(lambda found: _mask_header_line(found, secret_headers), text)
+    known = [value for value in sorted(secrets, key=len, reverse=True) if value]
+    if not known:
+        return text
+    # One pass, hints first: a hint already in place is kept, not masked again.
+    pattern = re.compile("|".join([_HINT.pattern, *map(re.escape, known)]))
+    return pattern.sub(lambda found: secrets.get(found[0], found[0]), text)
+
+
+def _mask_quoted_canonical(found: re.Match[str]) -> str:
+    canonical, escaped = found["canonical"], found["nl"] != "\n"
+    if escaped:
+        canonical = canonical.replace("\\n", "\n")
+    masked = mask_canonical(canonical)
+    return found["lead"] + (masked.replace("\n", "\\n") if escaped else masked)
+
+
+def _mask_header_line(found: re.Match[str], secret_headers: frozenset[str]) -> str:
+    name, value = found["name"], found["value"]
+    if _HINT.fullmatch(value.strip()):
+        return found[0]  # masked already, as part of the quoted canonical request
+    return f"{name}:{mask_header(name, value, secret_headers)}"
+
+
+def _secret_values(seen: Seen, secret_headers: frozenset[str]) -> dict[str, str]:
+    """The secrets the request carried, each with what the page shows instead: what an
+    upstream's reply may repeat."""
+    found: dict[str, str] = {}
+
+    def add(value: str, shown: str | None = None) -> None:
+        value = value.strip()
+        if len(value) >= _SHORTEST_SECRET:
+            shown = shown or hint(value)
+            # Also as a JSON string would carry it.
+            for form in {value, json.dumps(value)[1:-1], value.replace("/", "\\/")}:
+                found.setdefault(form, shown)
+
+    def add_query(query: str) -> None:
+        for part in query.split("&"):
+            name, sep, value = part.partition("=")
+            if sep and secret_parameter(name):
+                # As sent, decoded, and strictly re-encoded as in a canonical query.
+                for form in (value, unquote(value), quote(unquote_to_bytes(value), safe="")):
+                    add(form, hint(value))
+
+    headers = itertools.chain(seen.request_headers, seen.sent_headers or (), seen.response_headers)
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _URL_HEADERS:
+            add_query(value.partition("?")[2])
+        if mask_header(name, value, secret_headers) == value:
+            continue
+        add(value)
+        if lower in ("cookie", "set-cookie"):
+            for pair in value.split(";"):
+                cookie, sep, cookie_value = pair.strip().partition("=")
+                add(cookie_value if sep else cookie)
+        elif lower in _SCHEMED and lower not in secret_headers:
+            sigv4 = _SIGV4.fullmatch(value.strip())
+            if sigv4 is not None:
+                add(sigv4["key"], mask(sigv4["key"]))
+                add(sigv4["signature"])
+            else:
+                add(value.strip().partition(" ")[2])
+    add_query(seen.target.partition("?")[2])
+    return found
 
 
 def mask_headers(

@@ -475,6 +475,7 @@ def _seen(
         error=error.code if error is not None else None,
         body=outcome.body,
         replay_of=outcome.replay_of,
+        error_body=outcome.relayed.error_body if outcome.relayed is not None else None,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from proxy.config import parse_config
 from proxy.credentials import Fetch, static_fetch
+from proxy.diagnosis import explain_403
 from proxy.emulator import Emulator, Key
 from proxy.headers import REPLAY_HEADER
 from proxy.inspector import (
@@ -25,7 +26,7 @@ from proxy.inspector import (
     Inspector,
     Seen,
 )
-from proxy.inspector_view import mask_canonical, mask_header, mask_target
+from proxy.inspector_view import PREVIEW_BYTES, details, mask_canonical, mask_header, mask_target
 from proxy.server import Running, running
 from proxy.settings import Address
 from tests.stack import FIXED_KEYS, KEY, KEY_ID, route
@@ -38,6 +39,10 @@ WITH_TOKEN: Mapping[str, Fetch] = {
 }
 TUNNEL_TOKEN = "tunnel-token-7f3a9c"
 FROM_THE_PAGE = {"X-Inspector": "1"}
+WRONG_SECRET: Mapping[str, Fetch] = {
+    "default": static_fetch(KEY_ID, "not/the/secret+the/function/knows", SESSION_TOKEN)
+}
+MISMATCH = "The Canonical String for this request should have been"
 
 
 @contextlib.asynccontextmanager
@@ -178,6 +183,285 @@ async def test_a_failure_is_marked_and_explained(
         details = await _get(client, f"{proxy.admin_url}/inspect/api/exchanges/{row['id']}")
     assert (row["status"], row["error"], row["failed"]) == (status, error, True)
     assert explained in details["diagnosis"]
+
+
+async def test_a_refused_exchange_shows_what_aws_said_and_what_to_check(
+    token_emulator: Emulator, client: aiohttp.ClientSession
+) -> None:
+    """A request the function refuses (signed with the wrong secret) shows AWS's error type
+    and message (its expected canonical string), the proxy's conclusion, the things to check
+    and the upstream's reply body; the session token and query token are masked in all."""
+    async with inspected(route(token_emulator.cloudfront_url), overrides=WRONG_SECRET) as proxy:
+        async with client.get(f"{proxy.url}/orders?id=7&token=tok-secret-1") as response:
+            assert response.status == 403
+            replied = await response.read()
+        details = await _get(client, f"{proxy.admin_url}/inspect/api/exchanges/1")
+
+    failure, reply = details["failure"], details["upstream_body"]
+    assert (failure["aws"]["status"], failure["aws"]["error_type"]) == (
+        403,
+        "InvalidSignatureException",
+    )
+    masked_token = f"x-amz-security-token:[masked, {len(SESSION_TOKEN)} chars]"
+    assert MISMATCH in failure["aws"]["message"]
+    assert masked_token in failure["aws"]["message"]
+    assert failure["concluded"].startswith("signature mismatch (signed for host ")
+    assert (
+        "`signing-proxy check --route r` shows how AWS's canonical request differs"
+        in (failure["checks"])
+    )
+    assert (reply["size"], reply["truncated"], reply["note"]) == (len(replied), False, None)
+    assert json.loads(reply["text"])["Message"] == failure["aws"]["message"]
+    shown = json.dumps(details)
+    assert [s for s in (SESSION_TOKEN, "tok-secret-1", KEY.secret_access_key) if s in shown] == []
+
+
+def _route_settings() -> Any:
+    """The route ``r`` as the proxy runs it, for explain_403."""
+    return parse_config({"listen": "127.0.0.1:0", "routes": [route("https://cf.example")]}).routes[
+        0
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error_type", "message", "concluded", "checks"),
+    [
+        pytest.param(
+            None,
+            "",
+            "403 from CloudFront itself (no x-amzn-ErrorType)",
+            [
+                "check the distribution's WAF rules and geo restriction",
+                "a GET or HEAD with a body is refused",
+                "with OAC, check that the origin access control belongs to this origin",
+            ],
+            id="cloudfront",
+        ),
+        pytest.param(
+            "InvalidSignatureException",
+            "Credential should be scoped to a valid region. ",
+            "wrong region in the signature scope (host ",
+            [
+                "set sign.region to the function's region, or use function_url so it is taken "
+                "from the host"
+            ],
+            id="region",
+        ),
+        pytest.param(
+            "InvalidSignatureException",
+            "Signature expired: 20240101T000000Z is now earlier than 20240101T000500Z",
+            "the request's X-Amz-Date is more than 5 minutes off AWS's clock",
+            ["synchronise this machine's clock (NTP)"],
+            id="clock",
+        ),
+        pytest.param(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+            "signature mismatch (signed for host ",
+            [
+                "the signing host must be the function URL's own host (the route's function_url)",
+                "CloudFront: use the origin request policy AllViewerExceptHostHeader",
+                "no origin access control on this origin",
+                "`signing-proxy check --route r` shows how AWS's canonical request differs",
+            ],
+            id="mismatch",
+        ),
+        pytest.param(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            "AWS does not recognise the access key or session token of credential set 'default'",
+            ["check the keys, and that a session token is passed along"],
+            id="unknown-key",
+        ),
+        pytest.param(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+            "the session token of credential set 'default' has expired",
+            [],
+            id="expired",
+        ),
+        pytest.param(
+            "ThrottlingException:http://internal.amazon.com/",
+            "Rate exceeded",
+            "AWS refused it with ThrottlingException; the proxy knows no specific cause for it",
+            [],
+            id="unexplained",
+        ),
+    ],
+)
+def test_a_refusal_by_aws_is_laid_out_in_sections(
+    error_type: str | None, message: str, concluded: str, checks: list[str]
+) -> None:
+    """The proxy's one-line diagnosis of a 403 is split into what it concluded and a list of
+    things to check (each check starts as listed), next to AWS's status, type and message."""
+    body = json.dumps({"Message": message}).encode()
+    diagnosis = explain_403(route=_route_settings(), error_type=error_type, body=body)
+    seen = _seen(
+        status=403,
+        upstream_status=403,
+        amzn_error_type=error_type,
+        diagnosis=diagnosis,
+        error_body=body,
+    )
+    failure = details(seen)["failure"]
+    assert failure["aws"] == {"status": 403, "error_type": error_type, "message": message}
+    assert failure["concluded"].startswith(concluded)
+    assert len(failure["checks"]) == len(checks)
+    assert all(
+        shown.startswith(start) for shown, start in zip(failure["checks"], checks, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "failure"),
+    [
+        pytest.param(
+            {
+                "status": 404,
+                "upstream_status": None,
+                "sent_headers": None,
+                "error": "no_route",
+                "diagnosis": "no route matches GET /x; check path_prefix and host of routes",
+            },
+            {
+                "aws": None,
+                "concluded": "no route matches GET /x",
+                "checks": ["check path_prefix and host of routes"],
+            },
+            id="proxy-refusal",
+        ),
+        pytest.param(
+            {
+                "status": 502,
+                "upstream_status": None,
+                "error": "upstream_unreachable",
+                "diagnosis": "could not connect to https://cf.example: Connection refused",
+            },
+            {
+                "aws": None,
+                "concluded": "could not connect to https://cf.example: Connection refused",
+                "checks": [],
+            },
+            id="proxy-error-without-advice",
+        ),
+        pytest.param(
+            {"status": 500, "upstream_status": 500, "error_body": b"<h1>oops</h1>"},
+            {
+                "aws": {"status": 500, "error_type": None, "message": None},
+                "concluded": "the upstream answered 500; the proxy passed it on",
+                "checks": [],
+            },
+            id="upstream-error",
+        ),
+        pytest.param({}, None, id="success"),
+    ],
+)
+def test_what_the_failure_box_holds(fields: dict[str, Any], failure: Any) -> None:
+    """The proxy's own refusal has no AWS part, its advice split off after "; check"; an
+    upstream error the proxy cannot explain says so; a success has no failure box."""
+    assert details(_seen(**fields))["failure"] == failure
+
+
+def _refused(body: bytes | None, **fields: Any) -> Seen:
+    """A GET signed with a session token and a query token, refused by the function."""
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/eu-west-1/lambda/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=" + "ab" * 32
+    )
+    return _seen(
+        target="/orders?id=7&token=tok%2Fsecret-1",
+        status=403,
+        upstream_status=403,
+        amzn_error_type="InvalidSignatureException",
+        request_headers=[("Host", "127.0.0.1:8080"), ("X-Tunnel-Key", "tunnel-secret-2")],
+        sent_headers=[
+            ("Host", "d111111abcdef8.cloudfront.net"),
+            ("X-Amz-Security-Token", SESSION_TOKEN),
+            ("Authorization", authorization),
+            ("X-Tunnel-Key", "tunnel-secret-2"),
+        ],
+        error_body=body,
+        **fields,
+    )
+
+
+def _mismatch_message(*, padding: int = 0) -> str:
+    """Lambda's signature mismatch message quoting a canonical request with secrets in it,
+    then ``padding`` sentences repeating the session token."""
+    canonical = (
+        "GET\n/orders\nid=7&token=tok%2Fsecret-1\nhost:abc.lambda-url.eu-west-1.on.aws\n"
+        f"x-amz-date:20240101T000000Z\nx-amz-security-token:{SESSION_TOKEN}\n"
+        "x-tunnel-key:tunnel-secret-2\n\nhost;x-amz-date;x-amz-security-token\n" + "e3" * 32
+    )
+    return (
+        "The request signature we calculated does not match the signature you provided. "
+        f"\n\n{MISMATCH}\n'{canonical}'\n\nThe String-to-Sign should have been\n'…'\n"
+        f"(sent with token {SESSION_TOKEN}, tok/secret-1 and AKIATESTKEY000000001)"
+        + f" Sent with token {SESSION_TOKEN}."
+        * padding
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "truncated"),
+    [
+        pytest.param(json.dumps({"Message": _mismatch_message()}).encode(), False, id="json"),
+        pytest.param(_mismatch_message().encode(), False, id="text"),
+        pytest.param(
+            json.dumps({"Message": _mismatch_message(padding=100)}).encode(), True, id="long"
+        ),
+    ],
+)
+def test_the_upstream_reply_is_masked_and_bounded(body: bytes, truncated: bool) -> None:
+    """The upstream's reply body is shown as text, its first 4 KiB, with every secret of the
+    request masked wherever it repeats them: in the canonical string it quotes (JSON-escaped
+    or not), in its text, and a route's own secret header."""
+    shown = details(_refused(body), secret_headers=frozenset({"x-tunnel-key"}))
+    reply = shown["upstream_body"]
+    assert (reply["size"], reply["truncated"], reply["note"]) == (len(body), truncated, None)
+    assert len(reply["text"].encode()) <= PREVIEW_BYTES
+    assert reply["text"].startswith(body.decode()[:80])
+    assert f"x-amz-security-token:[masked, {len(SESSION_TOKEN)} chars]" in reply["text"]
+    assert "x-tunnel-key:[masked, 15 chars]" in reply["text"]
+    assert "id=7&token=[masked, 14 chars]" in reply["text"]
+    everything = json.dumps(shown)
+    # Masked before the cut (the long body's 4 KiB end in the middle of a token): no part
+    # of a secret is left at the end of the text.
+    secrets = (SESSION_TOKEN[:6], "tok%2Fsecret-1", "tok/secret-1", "tunnel-secret-2", KEY_ID)
+    assert [secret for secret in secrets if secret in everything] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        pytest.param(None, None, id="none"),
+        pytest.param(b"", None, id="empty"),
+        pytest.param(
+            b"\xff\xfe\x00binary",
+            {
+                "size": 9,
+                "text": None,
+                "truncated": False,
+                "note": "9 bytes of binary data (not UTF-8)",
+            },
+            id="binary",
+        ),
+    ],
+)
+def test_a_reply_body_that_is_not_text_is_described_not_shown(
+    body: bytes | None, shown: dict[str, Any] | None
+) -> None:
+    """No reply body shows nothing; a binary one is described by its size."""
+    assert details(_refused(body))["upstream_body"] == shown
+
+
+async def test_the_list_says_where_to_send_requests(
+    emulator: Emulator, client: aiohttp.ClientSession
+) -> None:
+    """The list carries the proxy's own URL, which the page's hint tells the user to curl."""
+    async with inspected(route(emulator.cloudfront_url)) as proxy:
+        listing = await _get(client, f"{proxy.admin_url}/inspect/api/exchanges")
+    assert (listing["proxy_url"], listing["exchanges"]) == (proxy.url, [])
 
 
 async def test_no_secret_reaches_the_page(

@@ -6,7 +6,13 @@
 const API = "/inspect/api/exchanges";
 const COLUMNS = 11;
 const rows = document.getElementById("rows");
+const table = document.getElementById("exchanges");
 let size = 100;
+// Whether a list has come yet: until then the page cannot say there are no requests.
+let listed = false;
+// Each load takes a ticket: the answer to an older one than the latest may miss what the
+// latest saw evicted, so it only adds rows.
+let loads = 0;
 
 function cell(value, className) {
   const td = document.createElement("td");
@@ -35,14 +41,23 @@ function rowOf(exchange) {
   row.dataset.status = exchange.status;
   row.tabIndex = 0;
   row.setAttribute("aria-expanded", "false");
-  const path = cell(exchange.target, "path");
+  // The path stays on one line, cut with an ellipsis when long; hover or expand for all of it.
+  const path = cell(null, "path");
+  const line = document.createElement("div");
+  line.className = "path-line";
+  const text = document.createElement("span");
+  text.className = "path-text";
+  text.textContent = exchange.target;
+  text.title = exchange.target;
+  line.append(text);
   if (exchange.replay_of !== null) {
     row.dataset.replayOf = exchange.replay_of;
     const badge = document.createElement("span");
     badge.className = "replay-of";
     badge.textContent = `replay of #${exchange.replay_of}`;
-    path.append(" ", badge);
+    line.append(badge);
   }
+  path.replaceChildren(line);
   const status = exchange.error ? `${exchange.status} ${exchange.error}` : exchange.status;
   row.append(
     cell(`#${exchange.id}`),
@@ -76,7 +91,7 @@ function add(exchange) {
   rows.insertBefore(rowOf(exchange), before || null);
   const shown = rows.querySelectorAll("tr.exchange");
   for (let index = size; index < shown.length; index += 1) remove(shown[index]);
-  document.getElementById("empty").hidden = shown.length > 0;
+  showEmpty();
 }
 
 function remove(row) {
@@ -84,17 +99,49 @@ function remove(row) {
   row.remove();
 }
 
+// "No requests yet" only once a list said so, never while it is still on its way.
+function showEmpty() {
+  const none = rows.querySelector("tr.exchange") === null;
+  document.getElementById("empty").hidden = !(listed && none);
+}
+
+function showList(state, text) {
+  table.dataset.list = state;
+  const note = document.getElementById("list-state");
+  note.textContent = text;
+  note.hidden = !text;
+}
+
+// The list comes at once on load, not only once the live stream is up: a stream that is
+// slow to connect, or refused, must not leave the page saying there are no requests.
 async function load() {
-  const response = await fetch(API);
-  if (!response.ok) return;
-  const listing = await response.json();
+  const ticket = ++loads;
+  let listing;
+  try {
+    const response = await fetch(API);
+    if (!response.ok) throw new Error(`status ${response.status}`);
+    listing = await response.json();
+  } catch (error) {
+    if (ticket === loads && !listed) showList("failed", `could not load the list (${error.message})`);
+    return;
+  }
   size = listing.size;
   document.getElementById("size").textContent = size;
+  if (listing.proxy_url) {
+    document.getElementById("try-url").textContent = `curl ${listing.proxy_url}/`;
+  }
+  // A row newer than the list's newest came by an event meanwhile: it stays. An older one
+  // missing from the list has been evicted.
+  const newest = listing.exchanges.length ? listing.exchanges[0].id : 0;
   const ids = new Set(listing.exchanges.map((exchange) => exchange.id));
-  for (const row of rows.querySelectorAll("tr.exchange")) {
-    if (!ids.has(Number(row.dataset.id))) remove(row);
+  for (const row of ticket === loads ? rows.querySelectorAll("tr.exchange") : []) {
+    const id = Number(row.dataset.id);
+    if (id <= newest && !ids.has(id)) remove(row);
   }
   for (const exchange of listing.exchanges) add(exchange);
+  listed = true;
+  showList("loaded", "");
+  showEmpty();
 }
 
 async function toggle(row) {
@@ -129,12 +176,14 @@ async function toggle(row) {
 function render(exchange) {
   const fragment = document.getElementById("details-template").content.cloneNode(true);
   const field = (name) => fragment.querySelector(`[data-field="${name}"]`);
-  const problem = fragment.querySelector('[data-section="problem"]');
-  problem.hidden = !(exchange.failed || exchange.diagnosis);
-  field("error").textContent = exchange.error
-    ? `${exchange.status} ${exchange.error}`
-    : `status ${exchange.status}` + (exchange.amzn_error_type ? ` (${exchange.amzn_error_type})` : "");
-  field("diagnosis").textContent = exchange.diagnosis || "";
+  const section = (name) => fragment.querySelector(`[data-section="${name}"]`);
+  field("target").textContent = `${exchange.method} ${exchange.target}`;
+  section("problem").hidden = !exchange.failure;
+  if (exchange.failure) fillFailure(exchange, exchange.failure, field, section);
+  section("upstream_body").hidden = !exchange.upstream_body;
+  if (exchange.upstream_body) {
+    field("upstream_body").textContent = describeBody(exchange.upstream_body);
+  }
   for (const name of ["request_headers", "sent_headers", "response_headers"]) {
     fillHeaders(field(name), exchange[name]);
   }
@@ -148,6 +197,28 @@ function render(exchange) {
   if (!exchange.replay.available) result.textContent = `cannot replay: ${exchange.replay.reason}`;
   button.addEventListener("click", () => replay(exchange.id, button, result));
   return fragment;
+}
+
+function fillFailure(exchange, failure, field, section) {
+  field("error").textContent = exchange.error
+    ? `${exchange.status} ${exchange.error}`
+    : `status ${exchange.status}` + (exchange.amzn_error_type ? ` (${exchange.amzn_error_type})` : "");
+  const aws = failure.aws;
+  section("aws").hidden = !aws;
+  if (aws) {
+    field("aws_status").textContent = aws.status;
+    field("aws_error_type").textContent =
+      aws.error_type || "none (the reply did not come from Lambda: CloudFront, or another server)";
+    field("aws_message").textContent = aws.message || "(no message: its reply body, if any, is below)";
+  }
+  section("concluded").hidden = !failure.concluded;
+  field("concluded").textContent = failure.concluded || "";
+  section("checks").hidden = failure.checks.length === 0;
+  for (const check of failure.checks) {
+    const item = document.createElement("li");
+    item.textContent = check;
+    field("checks").append(item);
+  }
 }
 
 function fillHeaders(table, headers) {
@@ -170,7 +241,7 @@ function headerRow(name, value) {
 
 function describeBody(body) {
   if (body.text !== null) {
-    const more = body.truncated ? `\n… (first 4 KiB of ${bytes(body.size)})` : "";
+    const more = body.truncated ? `\n… (the first 4 KiB of ${bytes(body.size)})` : "";
     return body.size ? body.text + more : "(empty)";
   }
   return body.note || "(empty)";
@@ -215,4 +286,5 @@ function connect() {
   events.addEventListener("exchange", (event) => add(JSON.parse(event.data)));
 }
 
+load();
 connect();
