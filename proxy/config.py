@@ -171,13 +171,21 @@ def check_admin_address(admin: Address, listen: Address, *, key: str) -> None:
         )
 
 
-def check_exposure(config: Config, listen: Address) -> None:
+def check_exposure(config: Config, listen: Address, *, bound: bool = False) -> None:
     """Refuse to listen on ``listen`` beyond loopback with signing routes anyone could call,
-    unless asked. Also run against the socket actually bound, at start and on every reload:
-    a reload must not open what the start kept shut."""
+    unless asked. Also run against the socket actually ``bound``, at start and on every
+    reload: a reload must not open what the start kept shut."""
     if listen.is_loopback or config.allow_unauthenticated:
         return
     unprotected = config.unauthenticated_routes
+    if unprotected and bound:
+        raise ConfigError(
+            "listen",
+            f"the proxy listens on {str(listen)!r}, beyond loopback (listen: changes only at a "
+            f"restart), and route(s) {', '.join(unprotected)} would sign requests for anyone "
+            "who reaches it (expected inbound: on each of them, or allow_unauthenticated: "
+            "true; to listen on loopback, restart the proxy)",
+        )
     if unprotected:
         raise ConfigError(
             "listen",

@@ -33,9 +33,15 @@ def host_name(header: str | None) -> str:
     host = header.strip().lower()
     if host.startswith("["):
         end = host.find("]")
-        return host[: end + 1] if end > 0 else host  # "[::1" stays malformed: no address
+        rest = host[end + 1 :]
+        if end > 0 and (not rest or (rest[0] == ":" and rest[1:].isdigit())):
+            return host[: end + 1]
+        return host  # "[::1", "[::1]x": malformed, so no address and nothing served
     if host.count(":") == 1:
-        host = host.rpartition(":")[0]
+        name, _, port = host.partition(":")
+        if not port.isdigit():
+            return host  # "localhost:evil": not a port, so not localhost either
+        host = name
     return host.removesuffix(".")
 
 
@@ -48,12 +54,15 @@ def is_loopback(name: str) -> bool:
 
 
 class HostPolicy:
-    """The hosts a listener serves: loopback always, plus ``names`` (``*.example.com`` takes
-    every name under example.com); with ``ip_literals``, any IP address too."""
+    """The hosts a listener serves: loopback (unless ``loopback`` is False), plus ``names``
+    (``*.example.com`` takes every name under example.com); with ``ip_literals``, any IP
+    address too."""
 
-    __slots__ = ("_cache", "_ip_literals", "_names", "_suffixes")
+    __slots__ = ("_cache", "_ip_literals", "_loopback", "_names", "_suffixes")
 
-    def __init__(self, names: Iterable[str] = (), *, ip_literals: bool = False) -> None:
+    def __init__(
+        self, names: Iterable[str] = (), *, ip_literals: bool = False, loopback: bool = True
+    ) -> None:
         exact, suffixes = set(), []
         for name in names:
             if name.startswith("*."):
@@ -63,6 +72,7 @@ class HostPolicy:
         self._names = frozenset(exact)
         self._suffixes = tuple(suffixes)
         self._ip_literals = ip_literals
+        self._loopback = loopback
         self._cache: dict[str | None, bool] = {}
 
     def allows(self, header: str | None) -> bool:
@@ -89,7 +99,7 @@ class HostPolicy:
 
     def _decide(self, name: str) -> bool:
         name = _canonical(name)
-        if name in self._names or is_loopback(name):
+        if name in self._names or (self._loopback and is_loopback(name)):
             return True
         if any(name.endswith(suffix) and len(name) > len(suffix) for suffix in self._suffixes):
             return True
@@ -97,13 +107,19 @@ class HostPolicy:
 
 
 def listener_hosts(config: Config, listen: Address) -> HostPolicy:
-    """What the proxy's listener serves. Beyond loopback, an IP-address Host is served too:
-    rebinding needs a name, and a client that dialled an address itself is the business of
-    the inbound checks that such a listener requires."""
-    names = [*config.allowed_hosts, *(r.host for r in config.routes if r.host is not None)]
+    """What the proxy's listener serves on every route. Beyond loopback, an IP-address Host is
+    served too: rebinding needs a name, and a client that dialled an address itself is the
+    business of the inbound checks that such a listener requires."""
+    names = list(config.allowed_hosts)
     if listen.host not in _WILDCARDS:
         names.append(listen.host.lower())
     return HostPolicy(names, ip_literals=not listen.is_loopback)
+
+
+def route_hosts(config: Config) -> HostPolicy:
+    """The hosts that routes' ``host:`` name (a tunnel's): served only on those routes, never
+    on a route that takes any Host, which may not check its callers."""
+    return HostPolicy((r.host for r in config.routes if r.host is not None), loopback=False)
 
 
 def admin_hosts(config: Config, admin: Address) -> HostPolicy:

@@ -77,12 +77,19 @@ async def handle(
     generation = state.current
     headers = request.headers
     host = headers.get("Host")
+    named_only = False
     if not generation.hosts.allows(host):  # before anything else: a rebinding page's Host
-        raise generation.hosts.refuse(host)
+        if not generation.route_hosts.allows(host):
+            raise generation.hosts.refuse(host)
+        named_only = True  # a tunnel's host: only the routes that name it, not the catch-all
     if state.inspector is not None:
         outcome.replay_of = state.inspector.replay_of(headers)
     found = routing.match(
-        generation.config.routes, method=request.method, host=host, target=request.raw_path
+        generation.config.routes,
+        method=request.method,
+        host=host,
+        target=request.raw_path,
+        named_only=named_only,
     )
     route = found.route
     outcome.route, outcome.path = route.name, found.path

@@ -48,13 +48,24 @@ class Match:
     query: str
 
 
-def match(routes: Sequence[Route], *, method: str, host: str | None, target: str) -> Match:
-    """The first route that takes this request, or the error that answers it."""
+def match(
+    routes: Sequence[Route],
+    *,
+    method: str,
+    host: str | None,
+    target: str,
+    named_only: bool = False,
+) -> Match:
+    """The first route that takes this request, or the error that answers it; with
+    ``named_only`` (a Host that only routes' host: admit), only a route naming that host."""
     path, query = split_target(target)
     allowed: set[str] = set()
     inbound_host = host_name(host)
     for route in routes:
-        if route.host is not None and not _host_matches(route.host, inbound_host):
+        if route.host is None:
+            if named_only:
+                continue
+        elif not _host_matches(route.host, inbound_host):
             continue
         if not prefix_matches(route.path_prefix, path):
             continue
@@ -80,6 +91,11 @@ def match(routes: Sequence[Route], *, method: str, host: str | None, target: str
         raise MethodNotAllowedError(
             f"{method} is not allowed for {path}; allowed: {', '.join(sorted(allowed))}",
             allowed=frozenset(allowed),
+        )
+    if named_only:
+        raise NoRouteError(
+            f"no route for Host {host_name(host)!r} matches {method} {path}: a Host that only a "
+            "route's host: names reaches only the routes that name it"
         )
     raise NoRouteError(f"no route matches {method} {path}; check path_prefix and host of routes")
 

@@ -132,6 +132,7 @@ async def running(
         runners.insert(0, await _serve(proxy_runner, sock, ssl_context))
         _warn_if_exposed(config, state.listen)
         _warn_if_cleartext(config)
+        _warn_if_open_host(config)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
@@ -228,6 +229,7 @@ def _reloader(state: State, load: Callable[[], Config]) -> Callable[[], Awaitabl
         config = await asyncio.to_thread(load)
         await state.reload(config)
         _warn_if_cleartext(config)
+        _warn_if_open_host(config)
 
     return reload
 
@@ -260,6 +262,19 @@ def _warn_if_exposed(config: Config, address: Address) -> None:
             address,
             ", ".join(unprotected),
         )
+
+
+def _warn_if_open_host(config: Config) -> None:
+    """A route that names a host (a tunnel's) and signs without checking its callers serves
+    whoever reaches that name."""
+    for route in config.routes:
+        if route.host is not None and route.inbound is None and route.mode != "none":
+            log.warning(
+                "route %s serves Host %s without inbound:: whoever reaches that name (through "
+                "a tunnel: anyone) can call it with your AWS identity",
+                route.name,
+                route.host,
+            )
 
 
 def _warn_if_cleartext(config: Config) -> None:

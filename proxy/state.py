@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from proxy.clock import SigningClock
 from proxy.config import check_exposure
 from proxy.credentials import CredentialProvider, Fetch, build_providers
-from proxy.front_door import HostPolicy, listener_hosts
-from proxy.inbound import InboundCheck
+from proxy.front_door import HostPolicy, listener_hosts, route_hosts
+from proxy.inbound import InboundCheck, ReplayGuard, ReplayMemory
 from proxy.inspector import Inspector
 from proxy.limits import Admission
 from proxy.metrics import FLUSH_PERIOD, Metrics
@@ -47,7 +47,8 @@ class Generation:
     config: Config
     guards: Mapping[str, Guard]
     providers: Mapping[str, CredentialProvider]
-    hosts: HostPolicy  # the Host names the listener serves
+    hosts: HostPolicy  # the Host names the listener serves on every route
+    route_hosts: HostPolicy  # those it serves only on the routes that name them
     # Headers that routes' inbound checks read a secret from (lower-case): the inspector
     # masks them, whatever they are called.
     secret_headers: frozenset[str]
@@ -77,6 +78,7 @@ class State:
         self._reloading = asyncio.Lock()
         # Shared by all workers of the proxy when it has several; else each route's own.
         self._replay = ReplayDatabase(replay_db) if replay_db else None
+        self._memories: dict[str, ReplayGuard] = {}  # by route name, when not shared
 
     @property
     def current(self) -> Generation:
@@ -87,7 +89,7 @@ class State:
 
     async def start(self, config: Config) -> None:
         """Build and start the first generation (credential sets resolved once, in order)."""
-        check_exposure(config, self.listen)
+        check_exposure(config, self.listen, bound=True)
         self._current = await self._build(config, previous=None)
         self._metrics_task = asyncio.create_task(self._update_metrics(), name="metrics")
 
@@ -96,7 +98,7 @@ class State:
         async with self._reloading:
             # Against the socket bound at start (a reload does not rebind it): a reload that
             # drops inbound: on a listener beyond loopback is refused like any invalid config.
-            check_exposure(config, self.listen)
+            check_exposure(config, self.listen, bound=True)
             previous = self.current
             if (config.listen, config.client_timeouts) != (
                 previous.config.listen,
@@ -108,6 +110,8 @@ class State:
                     previous.config.listen,
                 )
             self._current = await self._build(config, previous=previous)
+            names = {route.name for route in config.routes}
+            self._memories = {n: m for n, m in self._memories.items() if n in names}
             await self._stop_unused()
             count = len(config.routes)
             log.info("reload: %d route%s in effect", count, "" if count == 1 else "s")
@@ -150,15 +154,23 @@ class State:
             else:
                 inbound = None
                 if route.inbound is not None:
-                    memory = self._replay.for_route(route.name) if self._replay else None
-                    inbound = InboundCheck(route.inbound, route=route.name, memory=memory)
+                    inbound = InboundCheck(
+                        route.inbound, route=route.name, memory=self._memory(route.name)
+                    )
                 guards[route.name] = Guard(route, Admission(route, now=now), inbound)
         providers = await self._providers(config, previous)
         secret_headers = frozenset(
             r.inbound.header.lower() for r in config.routes if r.inbound and r.inbound.header
         )
         hosts = listener_hosts(config, self.listen)
-        return Generation(config, guards, providers, hosts, secret_headers)
+        return Generation(config, guards, providers, hosts, route_hosts(config), secret_headers)
+
+    def _memory(self, route: str) -> ReplayMemory:
+        """The route's replay memory: the workers' shared file, or this process's own, kept
+        by the route's name across reloads (a changed setting must not forget deliveries)."""
+        if self._replay is not None:
+            return self._replay.for_route(route)
+        return self._memories.setdefault(route, ReplayGuard())
 
     async def _providers(
         self, config: Config, previous: Generation | None

@@ -135,7 +135,7 @@ class Supervisor:
     async def reload(self) -> None:
         """Check the config here first, so that workers only ever get a valid one."""
         config = await asyncio.to_thread(self._load)  # raises ConfigError for an invalid file
-        check_exposure(config, bound_address(self._listen))
+        check_exposure(config, bound_address(self._listen), bound=True)
         self.config = config
         self._signal(signal.SIGHUP)
         log.info("reload: passed on to %d workers", len(self._slots))

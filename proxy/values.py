@@ -289,6 +289,13 @@ def parse_inbound_host(value: object, *, path: str) -> str:
             f"{show(value)} is not a host name "
             "(expected e.g. api.example.com or *.example.com, without a port)",
         )
+    if host.startswith("*.") and "." not in host[2:]:
+        # *.com would take any name an attacker registers, and point at 127.0.0.1: rebinding.
+        raise ConfigError(
+            path,
+            f"{show(value)} takes every name under a top-level domain, a rebinding page's too "
+            "(expected a domain of your own under the *, e.g. *.example.com)",
+        )
     return host
 
 

@@ -1114,6 +1114,13 @@ CASES = [
         "without a port",
     ),
     _case(
+        "allowed-hosts-top-level-wildcard",
+        _doc(allowed_hosts=["*.com"]),
+        "allowed_hosts[0]",
+        "top-level domain",
+    ),
+    _case("route-host-top-level-wildcard", _routed(host="*.io"), "routes[0].host", "rebinding"),
+    _case(
         "origins-any", _routed(allowed_origins=["*"]), "routes[0].allowed_origins[0]", "any site"
     ),
     _case(

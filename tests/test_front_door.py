@@ -17,6 +17,7 @@ from proxy.front_door import (
     host_name,
     is_loopback,
     listener_hosts,
+    route_hosts,
 )
 from proxy.settings import Address, Config
 from tests.stack import route
@@ -30,6 +31,9 @@ from tests.stack import route
         ("127.0.0.1", "127.0.0.1"),
         ("[::1]:8080", "[::1]"),
         ("[::1", "[::1"),
+        ("[::1]evil.example", "[::1]evil.example"),
+        ("[::1]:x", "[::1]:x"),
+        ("localhost:evil", "localhost:evil"),
         ("::1", "::1"),
         (" api.example.com:443 ", "api.example.com"),
         (None, ""),
@@ -49,6 +53,8 @@ def test_host_name_drops_the_port_and_keeps_brackets(header: str | None, name: s
         ("[::1]", True),
         ("[::ffff:127.0.0.1]", True),
         ("[::1", False),
+        ("[::1]evil.example", False),
+        ("localhost:evil", False),
         ("localhost.evil.example", False),
         ("10.0.0.1", False),
         ("0.0.0.0", False),  # noqa: S104 - a name, not a bind
@@ -133,8 +139,9 @@ def test_listener_hosts_serve_the_listen_address_and_ip_literals_beyond_loopback
     assert admin_hosts(config, listen).allows(header) is allowed
 
 
-def test_admin_hosts_do_not_include_route_hosts() -> None:
-    """A route's host: (a tunnel's) opens the proxy's listener, not the admin's."""
+def test_route_hosts_are_apart_from_the_listeners_and_the_admins() -> None:
+    """A route's host: (a tunnel's) is served on the routes naming it only: it is neither in
+    what the listener serves on every route nor in what the admin serves."""
     config = parse_config(
         {
             "routes": [
@@ -148,7 +155,9 @@ def test_admin_hosts_do_not_include_route_hosts() -> None:
         }
     )
     loopback = Address("127.0.0.1", 0)
-    assert listener_hosts(config, loopback).allows("hooks.tunnel.test")
+    assert not listener_hosts(config, loopback).allows("hooks.tunnel.test")
+    assert route_hosts(config).allows("hooks.tunnel.test")
+    assert not route_hosts(config).allows("localhost")  # loopback is the listener's business
     assert not admin_hosts(config, loopback).allows("hooks.tunnel.test")
     assert admin_hosts(config, loopback).allows("proxy.internal")
 

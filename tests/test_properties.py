@@ -145,7 +145,9 @@ async def stack() -> AsyncIterator[Stack]:
     async with (
         Emulator(keys={KEY_ID: KEY}) as emulator,
         Tap(URL(emulator.cloudfront_url).port or 80) as tap,
-        proxy(route(tap.url, allow_encoded_slashes=True)) as started,
+        proxy(
+            route(tap.url, allow_encoded_slashes=True), allowed_hosts=[f"{MARK}.test"]
+        ) as started,
         aiohttp.ClientSession(timeout=TIMEOUT, auto_decompress=False) as session,
     ):
         yield Stack(emulator, tap, started.url, session)
@@ -342,8 +344,8 @@ HOSTILE_NAMES = [
 def hostile_headers(draw: st.DrawFn) -> list[tuple[str, str]]:
     """Some of the headers a client must not get through, plus Connection naming others."""
     names = draw(st.lists(st.sampled_from(HOSTILE_NAMES), unique=True, max_size=len(HOSTILE_NAMES)))
-    # A Host the proxy serves (any other is refused before routing), marked in its port.
-    headers = [(n, f"localhost:{MARK}" if n == "Host" else draw(hostile_values)) for n in names]
+    # A Host the proxy serves (any other is refused before routing: see the stack).
+    headers = [(n, f"{MARK}.test:8080" if n == "Host" else draw(hostile_values)) for n in names]
     hops = draw(st.lists(st.sampled_from(["X-Hop-A", "X-Hop-B", "X-Hop-C"]), unique=True))
     if hops:
         extra = draw(st.lists(st.sampled_from(["keep-alive", "upgrade", "te"]), unique=True))

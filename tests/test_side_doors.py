@@ -117,6 +117,44 @@ async def test_hosts_named_by_allowed_hosts_or_a_route_are_served(
     assert_signed_through(reply, emulator)
 
 
+@pytest.mark.parametrize(
+    ("method", "target", "host", "status"),
+    [
+        ("GET", "/orders?id=7", "abc123.ngrok-free.app", 404),
+        ("GET", "/orders", "ABC123.ngrok-free.app.:443", 404),
+        ("POST", "/hooks/githubx", "abc123.ngrok-free.app", 404),
+        ("GET", "/hooks/github", "abc123.ngrok-free.app", 405),
+        ("PUT", "/hooks/github", "abc123.ngrok-free.app", 405),
+    ],
+)
+async def test_a_tunnel_host_reaches_only_the_routes_that_name_it(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    target: str,
+    host: str,
+    status: int,
+) -> None:
+    """A host named by one route's host: (the tunnel's) does not open the catch-all: a path or
+    method that route does not take is refused, nothing signed; loopback still reaches it."""
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    hooks = route(
+        emulator.cloudfront_url,
+        name="github",
+        host="abc123.ngrok-free.app",
+        path_prefix="/hooks/github",
+        methods=["POST"],
+        inbound={"type": "github", "secret_env": "HOOK_SECRET"},
+    )
+    async with proxy(hooks, route(emulator.cloudfront_url, name="orders")) as running:
+        reply = await raw_request(running.port, raw(method, target, host=host, body=b"{}"))
+        local = await raw_request(running.port, raw("GET", "/orders", host="localhost"))
+    assert reply.status == status, reply.body
+    assert reply.json()["error"] in ("no_route", "method_not_allowed")
+    assert local.status == 200
+    assert [seen.target for seen in emulator.requests] == ["/orders"]  # the loopback one
+
+
 # --- browsers: pages of other origins ----------------------------------------------------------
 
 CROSS_SITE = [

@@ -69,6 +69,28 @@ async def test_a_captured_delivery_is_refused_under_a_new_id_or_none(
     assert len(emulator.requests) == 1
 
 
+async def test_a_reload_that_changes_the_route_keeps_its_replay_memory(
+    secrets_in_env: None, emulator: Emulator
+) -> None:
+    """A reload that changes a webhook route's settings (max_body here) does not forget the
+    deliveries it took: the captured one is still a replay."""
+    first = {"listen": "127.0.0.1:0", "routes": [_hooks(emulator.cloudfront_url)]}
+    changed = {
+        "listen": "127.0.0.1:0",
+        "routes": [_hooks(emulator.cloudfront_url, max_body="5MiB")],
+    }
+    async with running(
+        parse_config(first), load=lambda: parse_config(changed), credential_overrides=FIXED_KEYS
+    ) as running_proxy:
+        port = running_proxy.port
+        taken = await raw_request(port, raw("POST", body=GITHUB_PUSH, headers=_delivery("d-1")))
+        await running_proxy.reload()
+        replay = await raw_request(port, raw("POST", body=GITHUB_PUSH, headers=_delivery("d-2")))
+    assert taken.status == 200, taken.body
+    assert replay.status == 403
+    assert len(emulator.requests) == 1
+
+
 # --- limits are not spent by strangers ---------------------------------------------------------
 
 
@@ -153,7 +175,10 @@ async def test_a_reload_that_drops_auth_on_an_exposed_listener_is_refused(
         load=lambda: parse_config(dropped),
         credential_overrides=FIXED_KEYS,
     ) as running_proxy:
-        with pytest.raises(ConfigError, match=r"not a loopback address.*route\(s\) r"):
+        with pytest.raises(
+            ConfigError,
+            match=r"beyond loopback \(listen: changes only at a restart\).*route\(s\) r",
+        ):
             await running_proxy.reload()
         async with client.post(f"{running_proxy.admin_url}/reload") as reloaded:
             answer = await reloaded.json()
@@ -169,7 +194,7 @@ async def test_a_listen_flag_beyond_loopback_is_checked_at_start(emulator: Emula
     """A socket bound beyond loopback by --listen gets the same check as listen: in the file."""
     config = parse_config({"listen": "127.0.0.1:0", "routes": [route(emulator.cloudfront_url)]})
     anywhere = Address("0.0.0.0", 0)  # noqa: S104 - on purpose; traffic stays on loopback
-    with pytest.raises(ConfigError, match="not a loopback address"):
+    with pytest.raises(ConfigError, match="beyond loopback"):
         async with running(config, listen=anywhere, credential_overrides=FIXED_KEYS):
             pass
 
