@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
-# Both create .venv and install the project into it first (only when pyproject.toml changed).
+# Both create .venv and install the project into it first (again when pyproject.toml changed):
+# the demo only what the proxy needs to run, the tests their tools too.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,17 +10,23 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.installed
 	$(BIN)/signing-proxy demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	bash .ci/chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-soak: $(VENV)/.installed
+soak: $(VENV)/.installed-test
 	$(BIN)/pytest -m soak
 
 $(VENV)/.installed: pyproject.toml
+	@echo "setting up $(VENV): signing-proxy and its runtime dependencies (pip install -e .)"
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "installing the test tools into $(VENV) (pip install -e '.[test]')"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@

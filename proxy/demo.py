@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -125,7 +128,8 @@ async def demo(
             print()
             if serve:
                 _print_examples(proxy.url)
-                await stop.wait()
+                with _request_lines():
+                    await stop.wait()
                 return 0
             results = await _send_examples(proxy.url)
     failed = [result for result in results if not result.ok]
@@ -154,6 +158,56 @@ def _demo_config(emulator: Emulator, listen: str) -> Config:
     )
 
 
+@contextlib.contextmanager
+def _request_lines() -> Iterator[None]:
+    """While the demo serves: one line on stdout per request the proxy answered, from its
+    access log (which then goes nowhere else: the line says it all)."""
+    access = logging.getLogger("signing_proxy.access")
+    handler = _RequestLines()
+    saved = access.level, access.propagate
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    try:
+        yield
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(saved[0])
+        access.propagate = saved[1]
+
+
+class _RequestLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        print(request_line(record), flush=True)
+
+
+def request_line(record: logging.LogRecord) -> str:
+    """``GET /orders -> 200  signed, verified by the function URL``, or why not, from an
+    access-log record's fields (the path only: a query may hold a token)."""
+    fields = vars(record)
+    error, error_type = fields.get("error"), fields.get("amzn_error_type")
+    upstream = fields.get("upstream_status")
+    if error is not None:
+        why = f"refused by the proxy: {error}: {_first_clause(fields.get('error_message'))}"
+    elif error_type:
+        why = f"refused by the function URL: {str(error_type).partition(':')[0]}"
+    elif upstream == 403:
+        why = "refused by CloudFront"
+    elif upstream is not None:
+        why = "signed, verified by the function URL"
+    else:
+        why = "not sent"
+    if fields.get("cut"):
+        why += f"; the reply was cut short ({fields['cut']})"
+    return f"  {fields.get('method')} {fields.get('path')} -> {fields.get('status')}  {why}"
+
+
+def _first_clause(message: object) -> str:
+    text = str(message or "")
+    clause = text.split("; ")[0].split(": ")[0]
+    return clause if len(clause) <= 100 else clause[:99] + "…"
+
+
 def _print_examples(url: str) -> None:
     print("Send your own requests (Ctrl-C stops both):")
     print(f"  curl -s {url}/hello?name=world")
@@ -162,6 +216,7 @@ def _print_examples(url: str) -> None:
     )
     print(f"  curl -sN '{url}/stream?chunks=5&delay=0.5'")
     print()
+    print("Requests, as the proxy answers them:")
 
 
 async def _send_examples(url: str) -> list[_Result]:

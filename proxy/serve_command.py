@@ -140,6 +140,20 @@ def _announce(
     notes: Sequence[str] = (),
 ) -> None:
     suffix = f" ({workers} workers)" if workers > 1 else ""
+    # The banner is for people, on stdout; the log (stderr, JSON with --log-format json) has
+    # it too, as one record with fields, for whatever reads the log.
+    log.info(
+        "signing-proxy %s listening on %s%s",
+        __version__,
+        url,
+        suffix,
+        extra={
+            "url": url,
+            "admin_url": admin_url,
+            "workers": workers,
+            "routes": [route.name for route in config.routes],
+        },
+    )
     print(f"signing-proxy {__version__} listening on {url}{suffix}")
     for note in notes:
         print(f"  ({note})")
