@@ -20,6 +20,7 @@ from proxy.check_network import check_upstream
 from proxy.check_probe import ProbeFailed, client_session, send_probe
 from proxy.check_report import Finding, Mark, Report
 from proxy.check_verdicts import verdict
+from proxy.config_warnings import warnings
 from proxy.settings import Config, Route, Upstream
 from proxy.tls import client_context
 
@@ -96,10 +97,13 @@ def _config_finding(config: Config, selected: list[Route]) -> Finding:
     if len(selected) != total:
         routes += f", checking {', '.join(route.name for route in selected)}"
     sets = len(_credential_sets(list(config.routes)))
+    # The warnings serve logs at start, so a check shows them before the proxy runs.
+    found = tuple(warnings(config, config.listen))
     return Finding(
-        Mark.OK,
+        Mark.WARN if found else Mark.OK,
         f"config: ok — {routes}, {sets} credential set{'s' if sets != 1 else ''} in use; "
         f"listens on {config.listen}",
+        details=found,
     )
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from proxy.admin import AccessOf, AdminHooks, admin_app
+from proxy.config_warnings import warnings
 from proxy.credentials import Fetch
 from proxy.errors import (
     ConfigError,
@@ -130,9 +131,7 @@ async def running(
         ssl_context = server_context(config.tls) if config.tls else None
         # Listed first, so it is drained first while the admin port reports "draining".
         runners.insert(0, await _serve(proxy_runner, sock, ssl_context))
-        _warn_if_exposed(config, state.listen)
-        _warn_if_cleartext(config)
-        _warn_if_open_host(config)
+        _warn(config, state.listen)
         host, port = sock.getsockname()[:2]
         admin_url = _url(*admin_sock.getsockname()[:2]) if admin_sock else None
         scheme = "https" if config.tls else "http"
@@ -228,8 +227,7 @@ def _reloader(state: State, load: Callable[[], Config]) -> Callable[[], Awaitabl
         """Re-read the config (a file read, off the loop) and swap it in."""
         config = await asyncio.to_thread(load)
         await state.reload(config)
-        _warn_if_cleartext(config)
-        _warn_if_open_host(config)
+        _warn(config, state.listen)
 
     return reload
 
@@ -252,43 +250,9 @@ def _loopback(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
 
 
-def _warn_if_exposed(config: Config, address: Address) -> None:
-    unprotected = config.unauthenticated_routes
-    if unprotected and not address.is_loopback:
-        log.warning(
-            "LISTENING ON %s WITHOUT INBOUND AUTHENTICATION on route(s) %s "
-            "(allow_unauthenticated: true): anyone who reaches this address can call them "
-            "with your AWS identity",
-            address,
-            ", ".join(unprotected),
-        )
-
-
-def _warn_if_open_host(config: Config) -> None:
-    """A route that names a host (a tunnel's) and signs without checking its callers serves
-    whoever reaches that name."""
-    for route in config.routes:
-        if route.host is not None and route.inbound is None and route.mode != "none":
-            log.warning(
-                "route %s serves Host %s without inbound:: whoever reaches that name (through "
-                "a tunnel: anyone) can call it with your AWS identity",
-                route.name,
-                route.host,
-            )
-
-
-def _warn_if_cleartext(config: Config) -> None:
-    """A plain-HTTP upstream beyond this machine carries signatures, tokens and bodies in the
-    clear (http:// is for local tests and sidecars)."""
-    for route in config.routes:
-        upstream = route.upstream
-        if upstream.scheme == "http" and not Address(upstream.host, upstream.port).is_loopback:
-            log.warning(
-                "route %s sends requests to %s over plain HTTP: anyone on the way can read "
-                "them (signatures, tokens and bodies) and change them; use https://",
-                route.name,
-                upstream.origin,
-            )
+def _warn(config: Config, listen: Address) -> None:
+    for warning in warnings(config, listen):
+        log.warning("%s", warning)
 
 
 def bound_address(sock: socket.socket) -> Address:
