@@ -28,9 +28,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator, Key
-from proxy.server import running
+from proxy.serve.server import running
 
 
 def _isolate(home: str, token: str) -> None:

@@ -8,7 +8,7 @@ bench/upstream.py), with keep-alive connections:
 - ``aiohttp-client``: aiohttp's ``ClientSession`` alone (tuned as the proxy once used it: no
   cookies, no auto headers, no decompression), sending GETs with the three headers the proxy
   signs: what the proxy's upstream client was until ``proxy/http_client.py`` replaced it;
-- ``client``: the proxy's upstream client alone, a ``proxy.http_client.Pool``, sending the
+- ``client``: the proxy's upstream client alone, a ``proxy.http11.client.Pool``, sending the
   same GETs;
 - ``server``: a bare aiohttp server (aiohttp's low-level server with the proxy's settings, a
   handler that answers at once) under bench/load.py;
@@ -55,10 +55,10 @@ from bench import nginx
 from bench.load import fast_loop_factory
 from bench.processes import Child, free_port, port_open, tree_cpu, wait_until
 from bench.systems import BENCH, System, start_proxy, start_upstream
-from proxy.check_probe import client_session
-from proxy.headers import reply_headers
-from proxy.http_client import Pool
-from proxy.settings import Upstream
+from proxy.check.probe import client_session
+from proxy.core.headers import reply_headers
+from proxy.http11.client import Pool
+from proxy.model import Upstream
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SIGNED = {

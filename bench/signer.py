@@ -29,7 +29,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from proxy import sigv4
+from proxy.core import sigv4
 
 HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
 REGION, SERVICE = "eu-central-1", "lambda"

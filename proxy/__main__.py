@@ -1,5 +1,5 @@
 """`python -m proxy`: the same as the `signing-proxy` command."""
 
-from proxy.cli import main
+from proxy.cli.main import main
 
 raise SystemExit(main())

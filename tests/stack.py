@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.config import parse_config
-from proxy.credentials import Fetch, static_fetch
+from proxy.config.load import parse_config
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Key
-from proxy.server import Running, running
+from proxy.serve.credentials import Fetch, static_fetch
+from proxy.serve.server import Running, running
 
 KEY_ID = "AKIATESTKEY000000001"
 KEY = Key("test/secret+key")

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 import yaml
 
-from proxy.config import load_config, parse_config
-from proxy.credentials import Credentials
+from proxy.config.load import load_config, parse_config
 from proxy.emulator import Emulator
-from proxy.server import Running, running
+from proxy.serve.credentials import Credentials
+from proxy.serve.server import Running, running
 from tests.stack import FIXED_KEYS, StartHeld, route
 
 GUARD = 30.0

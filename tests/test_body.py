@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from proxy import body as body_module
-from proxy.body import read_body, received_body
 from proxy.errors import BodyTooLargeError, RequestTimeoutError
+from proxy.serve import body as body_module
+from proxy.serve.body import read_body, received_body
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:

@@ -19,12 +19,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
-from proxy.check import check
-from proxy.check_probe import ProbeReply
-from proxy.check_verdicts import verdict as judge
-from proxy.config import parse_config
+from proxy.check.command import check
+from proxy.check.probe import ProbeReply
+from proxy.check.verdicts import verdict as judge
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator, Key, Restrictions
-from proxy.upstream import forward_proxy
+from proxy.serve.upstream import forward_proxy
 from tests.processes import child_env, module_command, run
 from tests.stack import FUNCTION_URL, KEY, KEY_ID
 

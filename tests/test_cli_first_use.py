@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from proxy.cli import _parser
-from proxy.config import load_config, parse_config
+from proxy.cli.main import _parser
+from proxy.config.load import load_config, parse_config
 from proxy.errors import ConfigError
-from proxy.server import running
+from proxy.serve.server import running
 from tests.processes import (
     CLOUDFRONT,
     FUNCTION_URL,

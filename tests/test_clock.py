@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.clock import SigningClock, refused_for_time
+from proxy.serve.clock import SigningClock, refused_for_time
 from tests.stack import proxy, route
 
 EXPIRED = (

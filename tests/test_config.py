@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import load_config, parse_config, parse_duration, parse_size, quick_config
+from proxy.config.load import load_config, parse_config, parse_duration, parse_size, quick_config
 from proxy.errors import ConfigError
-from proxy.settings import (
+from proxy.model import (
     Address,
     Config,
     CredentialSet,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.config_warnings import known_regions, warnings
-from proxy.settings import Address, Config, Route, SigningTarget, Upstream
+from proxy.config.lint import known_regions, warnings
+from proxy.model import Address, Config, Route, SigningTarget, Upstream
 
 LOOPBACK = Address("127.0.0.1", 8080)
 

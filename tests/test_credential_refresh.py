@@ -16,8 +16,8 @@ import yaml
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.credentials import Credentials
 from proxy.emulator import Emulator, Key
+from proxy.serve.credentials import Credentials
 from tests.stack import proxy, route
 
 ROLE_ORDERS = "arn:aws:iam::123456789012:role/orders-invoker"

@@ -12,15 +12,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.credentials import (
+from proxy.errors import CredentialsUnavailableError
+from proxy.model import CredentialSet
+from proxy.serve.credentials import (
     CredentialProvider,
     Credentials,
     build_providers,
     session_name,
     static_fetch,
 )
-from proxy.errors import CredentialsUnavailableError
-from proxy.settings import CredentialSet
 
 ROLE_A = "arn:aws:iam::123456789012:role/orders-invoker"
 ROLE_B = "arn:aws:iam::123456789012:role/chained"

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from proxy.demo import request_line
+from proxy.cli.demo import request_line
 from tests.processes import (
     CLOUDFRONT,
     assert_clean_exit,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import load_config, parse_duration
+from proxy.config.load import load_config, parse_duration
 from proxy.errors import ConfigError
-from proxy.settings import Config
+from proxy.model import Config
 from tests.processes import (
     CONSOLE_SCRIPT,
     FUNCTION_URL,

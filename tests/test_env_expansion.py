@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from proxy.config import load_config
-from proxy.env_expansion import expand_env
+from proxy.config.env_expansion import expand_env
+from proxy.config.load import load_config
 from proxy.errors import ConfigError
 
 ENV = {"HOST": "d111.cloudfront.net", "PORT": "8443", "EMPTY": "", "MAX": "32", "FLAG": "true"}

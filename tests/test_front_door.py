@@ -1,4 +1,4 @@
-"""proxy.front_door, pure: which Host names a listener serves, which browser requests a route
+"""proxy.core.front_door, pure: which Host names a listener serves, which browser requests a route
 refuses."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from proxy.config import parse_config
-from proxy.errors import CrossSiteError
-from proxy.front_door import (
+from proxy.config.load import parse_config
+from proxy.core.front_door import (
     HostPolicy,
     admin_hosts,
     check_browser,
@@ -19,7 +18,8 @@ from proxy.front_door import (
     listener_hosts,
     route_hosts,
 )
-from proxy.settings import Address, Config
+from proxy.errors import CrossSiteError
+from proxy.model import Address, Config
 from tests.stack import route
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict
 
-from proxy.headers import reply_headers, request_headers
-from proxy.settings import HeaderRules, Mode
+from proxy.core.headers import reply_headers, request_headers
+from proxy.model import HeaderRules, Mode
 
 CLIENT = [
     ("Host", "localhost:8080"),

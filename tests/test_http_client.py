@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from proxy.http_client import (
+from proxy.http11.client import (
     FIELD_LIMIT,
     HEAD_LIMIT,
     CertificateRejected,
@@ -31,7 +31,7 @@ from proxy.http_client import (
     Reply,
     Streamed,
 )
-from proxy.settings import Upstream
+from proxy.model import Upstream
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from proxy.core.inbound import InboundCheck
+from proxy.core.replay import MAX_REMEMBERED, ReplayGuard
 from proxy.errors import ConfigError, ForbiddenError, ProxyError, UnauthorizedError
-from proxy.inbound import MAX_REMEMBERED, InboundCheck, ReplayGuard
-from proxy.settings import Inbound, Secret
+from proxy.model import Inbound, Secret
 from tests.webhooks import (
     B64,
     GITHUB_PUSH,
@@ -587,7 +588,7 @@ def test_messages_never_contain_secrets_or_signatures() -> None:
 
 
 def test_hand_built_rules_without_a_secret_are_refused() -> None:
-    """An Inbound that skipped proxy.config's validation fails at start, not per request."""
+    """An Inbound that skipped proxy.config.load's validation fails at start, not per request."""
     with pytest.raises(ConfigError, match="needs a secret"):
         InboundCheck(Inbound(type="github"), route=ROUTE)
     with pytest.raises(ConfigError, match="needs a secret"):

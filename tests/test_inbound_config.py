@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.errors import ConfigError
-from proxy.settings import Inbound, RateLimit, Secret
+from proxy.model import Inbound, RateLimit, Secret
 
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
 FUNCTION_URL = "https://abc123xyz.lambda-url.eu-central-1.on.aws"

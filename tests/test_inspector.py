@@ -13,12 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.config import parse_config
-from proxy.credentials import Fetch, static_fetch
-from proxy.diagnosis import explain_403
+from proxy.config.load import parse_config
+from proxy.core.headers import REPLAY_HEADER
+from proxy.core.refusals import explain_403
 from proxy.emulator import Emulator, Key
-from proxy.headers import REPLAY_HEADER
-from proxy.inspector import (
+from proxy.inspector.store import (
     BODY_BUDGET,
     KEEP_BODY,
     MAX_SUBSCRIBERS,
@@ -26,9 +25,10 @@ from proxy.inspector import (
     Inspector,
     Seen,
 )
-from proxy.inspector_view import PREVIEW_BYTES, details, mask_canonical, mask_header, mask_target
-from proxy.server import Running, running
-from proxy.settings import Address
+from proxy.inspector.view import PREVIEW_BYTES, details, mask_canonical, mask_header, mask_target
+from proxy.model import Address
+from proxy.serve.credentials import Fetch, static_fetch
+from proxy.serve.server import Running, running
 from tests.stack import FIXED_KEYS, KEY, KEY_ID, route
 from tests.webhooks import PRESETS, SECRET
 

@@ -17,10 +17,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from proxy.credentials import static_fetch
 from proxy.emulator import Emulator, Key
-from proxy.inspector import MAX_SUBSCRIBERS
-from proxy.server import Running
+from proxy.inspector.store import MAX_SUBSCRIBERS
+from proxy.serve.credentials import static_fetch
+from proxy.serve.server import Running
 from tests.browser import WAIT, chromium, off_loop
 from tests.stack import KEY, KEY_ID, route
 from tests.test_inspector import inspected

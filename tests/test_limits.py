@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.core.limits import Admission, TokenBucket
 from proxy.errors import RouteBusyError, TooManyRequestsError
-from proxy.limits import Admission, TokenBucket
-from proxy.settings import RateLimit, Route, Upstream
+from proxy.model import RateLimit, Route, Upstream
 
 UPSTREAM = Upstream("https", "d111111abcdef8.cloudfront.net", 443)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.metrics import Metrics
+from proxy.serve.metrics import Metrics
 
 
 def _value(metrics: Metrics, sample: str, **labels: str) -> float | None:

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from proxy.core.routing import normalize_path
 from proxy.emulator import Emulator, SeenRequest
-from proxy.routing import normalize_path
 from tests.stack import KEY, KEY_ID, proxy, route
 
 TIMEOUT = aiohttp.ClientTimeout(total=20)

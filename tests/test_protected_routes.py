@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpServer
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator
-from proxy.server import running
+from proxy.serve.server import running
 from tests.stack import FIXED_KEYS, KEY, StartHeld, proxy, route
 from tests.webhooks import PRESETS, SECRET, WRONG, Preset
 

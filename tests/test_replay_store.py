@@ -1,4 +1,4 @@
-"""proxy.replay_store: the replay memory that the workers of one proxy share, in SQLite."""
+"""proxy.serve.replay_store: the replay memory that the workers of one proxy share, in SQLite."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.replay_store import ReplayDatabase
+from proxy.serve.replay_store import ReplayDatabase
 
 GUARD = 60.0  # against a hung child only
 
@@ -50,7 +50,7 @@ def test_routes_keep_their_keys_apart(database: ReplayDatabase) -> None:
 
 _CONTENDER = """
 import sys
-from proxy.replay_store import ReplayDatabase
+from proxy.serve.replay_store import ReplayDatabase
 database = ReplayDatabase(sys.argv[1])
 memory = database.for_route("hooks")
 sys.stdin.readline()  # all start together

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.retries import RetryPolicy
-from proxy.settings import Retries
+from proxy.core.retries import RetryPolicy
+from proxy.model import Retries
 from tests.stack import proxy, route
 
 DEFAULT = Retries()

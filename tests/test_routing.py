@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.core.routing import match, normalize_path, split_target
 from proxy.errors import BadRequestError, MethodNotAllowedError, NoRouteError
-from proxy.routing import match, normalize_path, split_target
-from proxy.settings import Route, Upstream
+from proxy.model import Route, Upstream
 
 CLOUDFRONT = Upstream("https", "d111111abcdef8.cloudfront.net", 443)
 

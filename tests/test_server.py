@@ -19,8 +19,8 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from proxy import pipeline
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator
+from proxy.serve import pipeline
 from tests.stack import KEY_ID, RAW_TIMEOUT, proxy, raw_request, route
 
 MIB = 1024 * 1024

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator
-from proxy.server import running
-from proxy.settings import Address, Config
+from proxy.model import Address, Config
+from proxy.serve.server import running
 from tests.browser import WAIT, chromium, off_loop
 from tests.stack import FIXED_KEYS, route
 

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator
 from proxy.errors import ConfigError
-from proxy.server import running
-from proxy.settings import Address
+from proxy.model import Address
+from proxy.serve.server import running
 from tests.stack import FIXED_KEYS, proxy, raw_request, route
 from tests.test_inspector import inspected
 from tests.test_side_doors import TOKEN, raw

@@ -12,7 +12,7 @@ from botocore.credentials import Credentials
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy import sigv4
+from proxy.core import sigv4
 from tests import sigv4_vectors
 
 FUNCTION_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"

@@ -13,11 +13,11 @@ import trustme
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from proxy.config import parse_config
+from proxy.config.load import parse_config
 from proxy.emulator import Emulator
 from proxy.errors import ConfigError
-from proxy.server import running
-from proxy.upstream import forward_proxy
+from proxy.serve.server import running
+from proxy.serve.upstream import forward_proxy
 from tests.stack import FIXED_KEYS, proxy, route
 
 

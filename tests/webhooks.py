@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from proxy.settings import Inbound, Secret
+from proxy.model import Inbound, Secret
 
 SECRET = b"whsec_9pQ4tVb7Lr2Xs8Kd1Nf6Hy3Jm5Wc0Ez"
 WRONG = b"whsec_attacker-guessed-this-one-0000"
