@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test soak
+.PHONY: demo test test-core soak
 
 demo: $(VENV)/.installed
 	$(BIN)/signing-proxy demo
@@ -16,6 +16,9 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+test-core: $(VENV)/.installed-test
+	$(BIN)/pytest tests/core tests/config tests/test_layout.py
 
 soak: $(VENV)/.installed-test
 	$(BIN)/pytest -m soak

@@ -8,7 +8,7 @@ bench/upstream.py), with keep-alive connections:
 - ``aiohttp-client``: aiohttp's ``ClientSession`` alone (tuned as the proxy once used it: no
   cookies, no auto headers, no decompression), sending GETs with the three headers the proxy
   signs: what the proxy's upstream client was until ``proxy/http_client.py`` replaced it;
-- ``client``: the proxy's upstream client alone, a ``proxy.http11.client.Pool``, sending the
+- ``client``: the proxy's upstream client alone, a ``proxy.http11.pool.Pool``, sending the
   same GETs;
 - ``server``: a bare aiohttp server (aiohttp's low-level server with the proxy's settings, a
   handler that answers at once) under bench/load.py;
@@ -49,15 +49,15 @@ from tempfile import TemporaryDirectory
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiohttp import web
+import aiohttp
+from aiohttp import hdrs, web
 
 from bench import nginx
 from bench.load import fast_loop_factory
 from bench.processes import Child, free_port, port_open, tree_cpu, wait_until
 from bench.systems import BENCH, System, start_proxy, start_upstream
-from proxy.check.probe import client_session
 from proxy.core.headers import reply_headers
-from proxy.http11.client import Pool
+from proxy.http11.pool import Pool
 from proxy.model import Upstream
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -181,10 +181,22 @@ def _print(part: str, measured: Measured) -> None:
 Send = Callable[[], Awaitable[None]]
 
 
+def _client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
+    """aiohttp's client as the proxy once used it: no cookies, no decompression, no headers
+    of its own."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ssl_context),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
 @contextlib.asynccontextmanager
 async def _aiohttp_sender(port: int) -> AsyncIterator[Send]:
     url = f"http://127.0.0.1:{port}/"
-    async with client_session(ssl.create_default_context()) as session:
+    async with _client_session(ssl.create_default_context()) as session:
 
         async def send() -> None:
             async with session.get(url, headers=SIGNED) as reply:

@@ -21,8 +21,12 @@
         ├── RouteBusyError             503  the route's max_concurrent requests are in flight
         └── UpstreamTimeoutError       504  a timeout fired before the reply started
 
-Foreign exceptions (aiohttp, botocore, yaml) are translated once, in the module that meets
-them, with ``raise ... from exc``.
+Each error knows its reply: ``status``, the JSON body (``to_json``) and its own headers
+(``reply_headers``: Allow for 405, WWW-Authenticate for 401, Retry-After for 429), so the
+handler answers every one alike. Foreign exceptions (aiohttp, botocore, yaml, ssl) are
+translated once, at the boundary that meets them, with ``raise ... from exc``: the upstream
+client's in ``proxy.serve.upstream``, botocore's in ``proxy.serve.credentials``, YAML's in
+``proxy.config.strict_yaml``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class ProxyError(SigningProxyError):
         """The body the client receives."""
         return {"error": self.code, "message": self.message, "route": self.route}
 
+    def reply_headers(self) -> dict[str, str]:
+        """Headers the reply carries besides the JSON body (Allow, WWW-Authenticate, ...)."""
+        return {}
+
 
 class BadRequestError(ProxyError):
     status = 400
@@ -80,6 +88,9 @@ class UnauthorizedError(ProxyError):
     ) -> None:
         super().__init__(message, route=route)
         self.challenge = challenge  # the WWW-Authenticate value, for bearer and basic
+
+    def reply_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge} if self.challenge else {}
 
 
 class ForbiddenError(ProxyError):
@@ -105,6 +116,9 @@ class MethodNotAllowedError(ProxyError):
     def __init__(self, message: str, *, allowed: frozenset[str], route: str | None = None) -> None:
         super().__init__(message, route=route)
         self.allowed = allowed
+
+    def reply_headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(sorted(self.allowed))}
 
 
 class RequestTimeoutError(ProxyError):
@@ -134,6 +148,9 @@ class TooManyRequestsError(ProxyError):
     def __init__(self, message: str, *, retry_after: int, route: str | None = None) -> None:
         super().__init__(message, route=route)
         self.retry_after = retry_after  # whole seconds, for the Retry-After header
+
+    def reply_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class NotImplementedByProxyError(ProxyError):

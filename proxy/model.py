@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
-
-from proxy.core import sigv4
-
-if TYPE_CHECKING:
-    from proxy.serve.credentials import Credentials
+from typing import Literal
 
 Mode = Literal["iam", "oac", "none"]
 InboundType = Literal["github", "stripe", "slack", "shopify", "hmac", "bearer", "basic"]
@@ -59,31 +54,6 @@ class SigningTarget:
     host: str
     region: str
     service: str
-
-    def sign(
-        self,
-        credentials: Credentials,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        payload_hash: str,
-        amz_date: str,
-    ) -> tuple[sigv4.Signature, dict[str, str]]:
-        """``sigv4.sign_minimal`` for this target with one credentials snapshot."""
-        return sigv4.sign_minimal(
-            method=method,
-            path=path,
-            query=query,
-            payload_hash=payload_hash,
-            host=self.host,
-            region=self.region,
-            service=self.service,
-            access_key=credentials.access_key,
-            secret_key=credentials.secret_key,
-            token=credentials.token,
-            amz_date=amz_date,
-        )
 
 
 @dataclass(frozen=True, slots=True)

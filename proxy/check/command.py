@@ -12,17 +12,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-import aiohttp
-
 from proxy.check.access import Signer
 from proxy.check.identity import ResolvedSet, refresh_advice, resolve_sets
 from proxy.check.network import check_upstream
-from proxy.check.probe import ProbeFailed, client_session, send_probe
+from proxy.check.probe import ProbeFailed, send_probe
 from proxy.check.report import Finding, Mark, Report
 from proxy.check.verdicts import verdict
 from proxy.config.lint import warnings
 from proxy.config.tls import client_context
 from proxy.model import Config, Route, Upstream
+from proxy.serve.upstream import Pools
 
 _Origin = tuple[str, str, int]  # scheme, host, port: one connection target
 
@@ -54,12 +53,15 @@ async def check(
         findings.append(finding)
         reached[origin] = not finding.failed
     passed = 0
-    async with client_session(context) as session:
+    pools = Pools(context)  # the proxy's own upstream client: probes travel as serve's requests
+    try:
         for route in selected:
-            finding = await _route(route, session, sets, reached, timeout)
+            finding = await _route(route, pools, sets, reached, timeout)
             report.show(finding)
             findings.append(finding)
             passed += not finding.failed
+    finally:
+        await pools.close()
     code = 1 if any(finding.failed for finding in findings) else 0
     report.summary(passed=passed, total=len(selected), code=code)
     return code
@@ -109,7 +111,7 @@ def _config_finding(config: Config, selected: list[Route]) -> Finding:
 
 async def _route(
     route: Route,
-    session: aiohttp.ClientSession,
+    pools: Pools,
     sets: Mapping[str, ResolvedSet],
     reached: Mapping[_Origin, bool],
     within: float,
@@ -132,7 +134,7 @@ async def _route(
     if not reached[(upstream.scheme, upstream.host, upstream.port)]:
         return _not_probed(route, f"its upstream {upstream.origin} could not be reached (above)")
     try:
-        reply = await send_probe(session, route, credentials, within=within)
+        reply = await send_probe(pools, route, credentials, within=within)
     except ProbeFailed as exc:
         method, target = route.probe.method, route.probe.target or route.path_prefix
         return Finding(Mark.FAIL, f"route {route.name}: {method} {target}: {exc}")

@@ -14,8 +14,9 @@ import botocore.exceptions
 import botocore.session
 
 from proxy.check.report import Finding, Mark
+from proxy.core.credentials import Credentials, mask
 from proxy.model import Config, CredentialSet
-from proxy.serve.credentials import CredentialProvider, Credentials, build_providers, mask
+from proxy.serve.credentials import CredentialProvider, build_providers
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,51 +4,19 @@ it (signed as the route signs, for mode iam) and keep what the reply says about 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-import aiohttp
-from aiohttp import hdrs
 from multidict import CIMultiDict
-from yarl import URL
 
-from proxy.core import routing, sigv4
-from proxy.core.headers import request_headers
+from proxy.core import outgoing, routing, sigv4
+from proxy.core.credentials import Credentials
+from proxy.core.refusals import before_function, classify
+from proxy.errors import UpstreamTimeoutError, UpstreamUnreachableError
 from proxy.model import Route
-from proxy.serve.credentials import Credentials
-from proxy.serve.upstream import ERROR_BODY_LIMIT, forward_proxy
-
-# The probe adds no headers of its own (a User-Agent or Accept-Encoding would change what the
-# origin sees and answers).
-_SKIP_AUTO_HEADERS = frozenset(
-    {hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE}
-)
-
-
-def client_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
-    """The session probes go through: no cookies, no decompression, no redirects."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=ssl_context),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=_SKIP_AUTO_HEADERS,
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
-
-
-# Refusals that come before the function runs; a HEAD refused with one of these is asked
-# again as GET, whose reply carries AWS's message (a reply to HEAD has no body).
-_AUTH_ERRORS = frozenset(
-    {
-        "AccessDeniedException",
-        "ExpiredTokenException",
-        "IncompleteSignatureException",
-        "InvalidSignatureException",
-        "UnrecognizedClientException",
-    }
-)
+from proxy.serve.body import EMPTY_BODY
+from proxy.serve.upstream import Pools, exchange, read_error_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +44,7 @@ class ProbeFailed(Exception):
 
 
 async def send_probe(
-    session: aiohttp.ClientSession,
+    pools: Pools,
     route: Route,
     credentials: Credentials | None,
     *,
@@ -85,10 +53,12 @@ async def send_probe(
     """Send the route's probe (signed when ``credentials`` are given) within ``within`` s."""
     path, query = routing.split_target(route.probe.target or route.path_prefix)
     path = routing.upstream_path(route, path)
-    reply = await _send(session, route, route.probe.method, path, query, credentials, within)
-    if reply.method == "HEAD" and reply.error_type in _AUTH_ERRORS:
+    reply = await _send(pools, route, route.probe.method, path, query, credentials, within)
+    # A HEAD refused before the function runs is asked again as GET, whose reply carries
+    # AWS's message (a reply to HEAD has no body).
+    if reply.method == "HEAD" and before_function(classify(reply.status, reply.error_type)):
         # Refused before the function runs, so a GET runs nothing either; it says why.
-        again = await _send(session, route, "GET", path, query, credentials, within)
+        again = await _send(pools, route, "GET", path, query, credentials, within)
         return ProbeReply(
             method=reply.method,  # what the probe is; the GET only reads the reason
             target=again.target,
@@ -103,7 +73,7 @@ async def send_probe(
 
 
 async def _send(
-    session: aiohttp.ClientSession,
+    pools: Pools,
     route: Route,
     method: str,
     path: str,
@@ -111,12 +81,14 @@ async def _send(
     credentials: Credentials | None,
     within: float,
 ) -> ProbeReply:
-    headers = request_headers(CIMultiDict(), mode=route.mode, rules=route.headers)
+    """One probe through the proxy's own upstream client, built as ``serve`` builds requests:
+    what ``check`` finds is what ``serve`` meets."""
+    headers = outgoing.upstream_headers(CIMultiDict(), route, payload_hash=sigv4.EMPTY_SHA256)
     canonical = None
-    if route.mode != "none":
-        headers["x-amz-content-sha256"] = sigv4.EMPTY_SHA256  # as the proxy sends it (OAC needs it)
     if route.mode == "iam" and credentials is not None and route.signing is not None:
-        signature, sent = route.signing.sign(
+        signature = outgoing.sign(
+            headers,
+            route.signing,
             credentials,
             method=method,
             path=path,
@@ -124,40 +96,39 @@ async def _send(
             payload_hash=sigv4.EMPTY_SHA256,
             amz_date=sigv4.format_amz_date(time.time()),
         )
-        headers.update(sent)
         canonical = signature.canonical_request
-    target = path + (f"?{query}" if query else "")
-    # encoded=True: sent byte for byte as signed, as the proxy sends it.
-    url = URL(route.upstream.origin + target, encoded=True)
+    target = outgoing.request_target(path, query)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
     try:
-        async with asyncio.timeout(within):
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                allow_redirects=False,
-                proxy=forward_proxy(route.upstream.scheme, route.upstream.host),
-            ) as response:
-                local = time.time()
-                body = await response.content.read(ERROR_BODY_LIMIT)
-                return ProbeReply(
-                    method=method,
-                    target=target,
-                    status=response.status,
-                    headers=CIMultiDict(response.headers),
-                    body=body,
-                    skew=_skew(response.headers.get("Date"), local),
-                    canonical_request=canonical,
-                )
-    except TimeoutError:
-        raise ProbeFailed(f"no reply within {within:g}s (--timeout)") from None
-    except aiohttp.ClientConnectorCertificateError as exc:
-        raise ProbeFailed(f"the TLS certificate was not accepted: {exc.certificate_error}") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ProbeFailed(f"could not connect: {exc.os_error}") from exc
-    except aiohttp.ClientError as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise ProbeFailed(f"the connection failed before a reply ({text})") from exc
+        reply = await exchange(
+            pools.pool(route),
+            route=route,
+            method=method,
+            target=target,
+            headers=headers,
+            body=EMPTY_BODY,
+            deadline=deadline,
+        )
+        try:
+            local = time.time()
+            # Up to ERROR_BODY_LIMIT bytes: enough for AWS's or CloudFront's reason.
+            body = await read_error_body(reply, route=route, deadline=deadline)
+        finally:
+            reply.release()
+    except (UpstreamUnreachableError, UpstreamTimeoutError) as exc:
+        if loop.time() >= deadline:
+            raise ProbeFailed(f"no reply within {within:g}s (--timeout)") from exc
+        raise ProbeFailed(exc.message) from exc
+    return ProbeReply(
+        method=method,
+        target=target,
+        status=reply.status,
+        headers=CIMultiDict(reply.headers),
+        body=body,
+        skew=_skew(reply.headers.get("Date"), local),
+        canonical_request=canonical,
+    )
 
 
 def _skew(date: str | None, local: float) -> float | None:

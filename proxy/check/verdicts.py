@@ -4,16 +4,17 @@ the concrete fix, with the clock compared against the reply's Date either way.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import assert_never
 
 from proxy.check.access import Signer, denied_fixes
 from proxy.check.cloudfront import cloudfront_reason, origin_unreachable, refused_by_cloudfront
 from proxy.check.mismatch import explain_mismatch
 from proxy.check.probe import ProbeReply
 from proxy.check.report import Finding, Mark
-from proxy.config.load import implied_target
-from proxy.core.refusals import ORIGIN_REQUEST_POLICY, message_of
+from proxy.config.signing import implied_target
+from proxy.core.refusals import ORIGIN_REQUEST_POLICY, Refusal, classify, message_of
 from proxy.model import Route
-from proxy.serve.clock import WARN_AFTER, refused_for_time
+from proxy.serve.clock import WARN_AFTER
 
 # AWS refuses signatures more than this far from its clock.
 MAX_SKEW = 300.0
@@ -30,23 +31,37 @@ def verdict(route: Route, reply: ProbeReply, signer: Signer | None) -> Finding:
 
 
 def _kind(reply: ProbeReply) -> Verdict:
-    """Which known case the reply is (Lambda's error type and message, or CloudFront's)."""
-    kind = reply.error_type
-    message = message_of(reply.body)
-    if kind is None:
-        from_lambda = "x-amzn-RequestId" in reply.headers
-        if reply.status == 403 and not from_lambda:
+    """Which known case the reply is (core.refusals decides, from Lambda's error type and
+    message or CloudFront's own reply); each case has its text and fixes here."""
+    from_lambda = "x-amzn-RequestId" in reply.headers
+    refusal = classify(reply.status, reply.error_type, reply.body, from_lambda=from_lambda)
+    match refusal:
+        case None:
+            return _accepted
+        case Refusal.CLOUDFRONT:
             return _cloudfront
-        if reply.status in (502, 503, 504) and not from_lambda:
+        case Refusal.ORIGIN_UNREACHABLE:
             return _origin_unreachable
-        return _accepted
-    if refused_for_time(kind, message):
-        return _clock
-    if "should be scoped to a valid region" in message:
-        return _region
-    if "should be scoped to correct service" in message:
-        return _service
-    return _BY_ERROR_TYPE.get(kind, _accepted if reply.status != 403 else _other_refusal)
+        case Refusal.SIGNATURE_TIME:
+            return _clock
+        case Refusal.WRONG_REGION:
+            return _region
+        case Refusal.WRONG_SERVICE:
+            return _service
+        case Refusal.SIGNATURE_MISMATCH:
+            return _mismatch
+        case Refusal.INCOMPLETE_SIGNATURE:
+            return _incomplete
+        case Refusal.ACCESS_DENIED:
+            return _denied
+        case Refusal.UNKNOWN_CREDENTIALS:
+            return _invalid_token
+        case Refusal.EXPIRED_TOKEN:
+            return _expired_token
+        case Refusal.UNEXPLAINED:
+            return _other_refusal
+        case _:
+            assert_never(refusal)
 
 
 def _headline(route: Route, reply: ProbeReply, what: str) -> str:
@@ -186,17 +201,6 @@ def _origin_unreachable(route: Route, reply: ProbeReply, signer: Signer | None) 
     what = "CloudFront could not get an answer from the function URL"
     fixes = origin_unreachable(route, reply.status)
     return Finding(Mark.FAIL, _headline(route, reply, what), details, fixes)
-
-
-_BY_ERROR_TYPE: dict[str, Verdict] = {
-    "InvalidSignatureException": _mismatch,
-    "SignatureDoesNotMatch": _mismatch,
-    "IncompleteSignatureException": _incomplete,
-    "AccessDeniedException": _denied,
-    "UnrecognizedClientException": _invalid_token,
-    "InvalidClientTokenId": _invalid_token,
-    "ExpiredTokenException": _expired_token,
-}
 
 
 def _with_clock(finding: Finding, reply: ProbeReply) -> Finding:

@@ -1,3 +1,4 @@
-"""The command line: ``main.py`` parses the arguments and is the only place that exits the
-process; each subcommand has its module (serve, sign, demo with emulate, health).
+"""The command line: ``main.py`` runs a subcommand and is the only place that exits the process;
+``arguments.py`` builds the parser and turns flags into what the commands need; each subcommand
+has its module (serve, sign, demo with emulate, health).
 """

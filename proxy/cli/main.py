@@ -1,32 +1,31 @@
-"""The command line: argument parsing and subcommands; the only place that exits the process."""
+"""The command line: ``main`` runs the subcommand ``arguments.py`` parsed, sets up logging, and
+is the only place that exits the process (its exit codes, a closed pipe)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from proxy import __version__
-from proxy.cli.serve import Stop, serve, serve_worker, serve_workers
-from proxy.config.load import (
-    check_admin_address,
-    implied_target,
-    load_config,
-    parse_duration,
-    quick_config,
+from proxy.cli.arguments import (
+    admin_override,
+    build_parser,
+    loader,
+    overrides,
+    sign_request,
+    workers,
 )
-from proxy.config.values import parse_host_port
+from proxy.cli.serve import Stop, serve, serve_worker, serve_workers
+from proxy.config.load import load_config
+from proxy.config.values import parse_duration, parse_host_port
 from proxy.errors import ConfigError, SigningProxyError
-from proxy.model import Address, Config, SigningTarget
+from proxy.model import Address
 from proxy.serve.logs import setup_logging
-from proxy.serve.supervisor import WORKER_FD, worker_count
+from proxy.serve.supervisor import WORKER_FD
 
 # Where --inspect serves the inspector when no admin address is given: health's default too.
 _INSPECT_ADMIN = Address("127.0.0.1", 9901)
@@ -34,13 +33,13 @@ _INSPECT_ADMIN = Address("127.0.0.1", 9901)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit code is 0 on success, 1 on failure, 2 for bad input."""
-    parser = _parser()
+    parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     args.argv = arguments  # workers of serve --workers run this same command line
     level = getattr(args, "log_level", None) or args.default_log_level
     setup_logging(level=level, form=getattr(args, "log_format", "text"))
-    command: Callable[[argparse.Namespace], int] = args.command
+    command = _COMMANDS[args.name]
     try:
         return command(args)
     except ConfigError as exc:
@@ -56,322 +55,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """--log-level and --log-format, taken before the subcommand and after it alike (a
-    default of SUPPRESS, so that a subcommand's parser does not overwrite what came first)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        default=argparse.SUPPRESS,
-        help="how much to log to stderr (default: info; warning for demo, check, sign, health)",
-    )
-    common.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default=argparse.SUPPRESS,
-        help="text lines (default), or one JSON object per line with the access log's fields",
-    )
-    return common
-
-
-def _parser() -> argparse.ArgumentParser:
-    common = _common_options()
-    parser = argparse.ArgumentParser(
-        prog="signing-proxy",
-        description="Sign requests with AWS SigV4 for a Lambda function URL behind CloudFront.",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"signing-proxy {__version__}")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    add_parser = functools.partial(commands.add_parser, parents=[common])
-
-    serve = add_parser(
-        "serve",
-        help="run the proxy",
-        description="Run the proxy with a config file, or with one route given by flags.",
-    )
-    _config_arguments(serve)
-    serve.add_argument(
-        "--admin",
-        metavar="HOST:PORT",
-        help="serve /healthz, /readyz, /metrics and POST /reload here (overrides admin: of "
-        "--config)",
-    )
-    serve.add_argument(
-        "--workers",
-        metavar="N",
-        default="1",
-        help="processes sharing the listening socket: a number, or auto for one per core "
-        "(default 1; the config file has no such key)",
-    )
-    serve.add_argument(
-        "--inspect",
-        action="store_true",
-        help="serve the request inspector at /inspect on the admin listener "
-        "(127.0.0.1:9901 unless --admin or admin: says otherwise)",
-    )
-    serve.set_defaults(command=_serve, name="serve", default_log_level="info")
-
-    check = add_parser(
-        "check",
-        help="probe every route and say what is wrong and how to fix it",
-        description=(
-            "Validate the config, resolve each credential set (and show its identity), "
-            "connect to each upstream, send one signed probe per route and print a verdict "
-            "with the fix for each failure. Exit 0 only when every route passes."
-        ),
-    )
-    _config_arguments(check)
-    check.add_argument(
-        "--route", action="append", default=[], metavar="NAME", help="only this route (repeatable)"
-    )
-    check.add_argument(
-        "--color",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="colour the verdicts (default: on a terminal)",
-    )
-    check.add_argument(
-        "--timeout", metavar="DURATION", default="10s", help="per step (default 10s)"
-    )
-    check.set_defaults(command=_check, name="check", default_log_level="warning")
-
-    sign = add_parser(
-        "sign",
-        help="print one request signed as the proxy signs it (curl command or JSON)",
-        description=(
-            "Sign one request for a route of the config (give a path), or for an explicit "
-            "host, region and service (give a URL), and print it as a curl command."
-        ),
-    )
-    sign.add_argument("target", metavar="PATH_OR_URL", help="/orders?id=7 with --route, else a URL")
-    sign.add_argument("--config", metavar="FILE", help="the config (or SIGNING_PROXY_CONFIG)")
-    sign.add_argument("--route", metavar="NAME", help="sign as this route does")
-    sign.add_argument("--host", help="the host to sign for (default: the URL's)")
-    sign.add_argument("--region", help="default: from a function-URL or execute-api host")
-    sign.add_argument("--service", help="default: from a function-URL or execute-api host")
-    sign.add_argument("-X", "--method", help="default GET, or POST with --data")
-    sign.add_argument("-d", "--data", metavar="DATA", help="the body, or @FILE")
-    sign.add_argument(
-        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable"
-    )
-    sign.add_argument(
-        "--date", metavar="YYYYMMDDTHHMMSSZ", help="sign at this time (repeatable output)"
-    )
-    sign.add_argument("--json", action="store_true", help="print the parts as JSON")
-    sign.add_argument(
-        "--show-canonical",
-        action="store_true",
-        help="also print the canonical request and string to sign",
-    )
-    sign.set_defaults(command=_sign, default_log_level="warning")
-
-    health = add_parser(
-        "health",
-        help="exit 0 when the admin listener answers (for container health checks)",
-        description="GET the URL; exit 0 on 200 within 3 seconds, 1 otherwise.",
-    )
-    health.add_argument(
-        "--url",
-        help="default: /healthz on the admin address of --config (or SIGNING_PROXY_CONFIG), "
-        "else SIGNING_PROXY_ADMIN, else 127.0.0.1:9901",
-    )
-    health.add_argument("--config", metavar="FILE", help="the config whose admin: to ask")
-    health.set_defaults(command=_health, default_log_level="warning")
-
-    emulate = add_parser(
-        "emulate",
-        help="run a local CloudFront + function URL stand-in",
-        description=(
-            "Run an emulated CloudFront distribution in front of an emulated Lambda function "
-            "URL (auth type AWS_IAM) that verifies every signature. No AWS account needed."
-        ),
-    )
-    emulate.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9000")
-    emulate.add_argument(
-        "--function-url",
-        metavar="URL",
-        default="https://abc123xyz.lambda-url.eu-central-1.on.aws",
-        help="the function URL it pretends to be (its host is what requests must be signed for)",
-    )
-    emulate.add_argument(
-        "--oac", action="store_true", help="CloudFront signs with origin access control"
-    )
-    emulate.add_argument(
-        "--sts-url",
-        metavar="URL",
-        help="also accept credentials issued by the moto server at URL (e.g. http://127.0.0.1:5000)",
-    )
-    emulate.set_defaults(command=_emulate, default_log_level="info")
-
-    demo = add_parser(
-        "demo",
-        help="run the proxy against the emulator and send a few requests",
-        description=(
-            "Start the emulator and the proxy together, send a GET, a JSON POST and a "
-            "streamed request, print what the function URL saw, and exit."
-        ),
-    )
-    demo.add_argument(
-        "--serve", action="store_true", help="keep both running for your own requests"
-    )
-    demo.add_argument(
-        "--listen", metavar="HOST:PORT", default=None, help="proxy address with --serve"
-    )
-    demo.add_argument(
-        "--admin",
-        metavar="HOST:PORT",
-        default="127.0.0.1:9901",
-        help="where --serve shows the request inspector (default 127.0.0.1:9901)",
-    )
-    # The demo prints its own story on stdout; per-request logs would interleave with it.
-    demo.set_defaults(command=_demo, default_log_level="warning")
-    return parser
-
-
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="the YAML config file")
-    parser.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help="where the proxy listens (default 127.0.0.1:8080); overrides listen: of --config",
-    )
-    quick = parser.add_argument_group("one route without a config file (refused with --config)")
-    quick.add_argument("--upstream", metavar="URL", help="where requests go (e.g. CloudFront)")
-    quick.add_argument("--function-url", metavar="URL", help="the function URL to sign for")
-    quick.add_argument("--mode", choices=["iam", "oac", "none"], help="default iam")
-    quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
-
-
 def _serve(args: argparse.Namespace) -> int:
-    load = _loader(args)
+    load = loader(args)
     config = load()
     worker_fd = os.environ.get(WORKER_FD)
     if worker_fd is not None:
         return _run(lambda stop: serve_worker(config, load, int(worker_fd), stop))
-    admin = None
-    if args.admin:
-        admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
-        check_admin_address(admin, config.listen, key="--admin")
-    try:
-        workers = worker_count(args.workers)
-    except ValueError:
-        raise ConfigError("--workers", f"{args.workers!r} is not a number >= 1 or auto") from None
+    admin = admin_override(args, config.listen)
+    count = workers(args)
     if args.inspect:
-        if workers > 1:
+        if count > 1:
             raise ConfigError(
                 "--inspect", "the inspector shows one process's requests: use --workers 1"
             )
         admin = admin or config.admin or _INSPECT_ADMIN
-    notes = _overrides(args)
-    if workers > 1:
+    notes = overrides(args)
+    if count > 1:
         return _run(
-            lambda stop: serve_workers(config, load, admin, workers, args.argv, stop, notes=notes)
+            lambda stop: serve_workers(config, load, admin, count, args.argv, stop, notes=notes)
         )
     return _run(lambda stop: serve(config, load, admin, stop, inspect=args.inspect, notes=notes))
 
 
-def _loader(args: argparse.Namespace) -> Callable[[], Config]:
-    """How to (re)read the config: the file, or the quick form's flags."""
-    config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
-    if config_path:
-        source = "--config" if args.config else "SIGNING_PROXY_CONFIG"
-        for flag, value in _quick_only(args):
-            if value is not None:
-                raise ConfigError(
-                    flag,
-                    f"sets the one route given without a config file, but {source} names "
-                    f"{config_path}: set it on the file's routes instead, or leave out the file",
-                )
-        listen = args.listen
-        return lambda: load_config(config_path, listen=listen)
-    if not args.upstream:
-        raise ConfigError(
-            args.name,
-            "no config: give --config FILE (or set SIGNING_PROXY_CONFIG), or "
-            "--upstream URL --function-url URL",
-        )
-    return lambda: quick_config(
-        upstream=args.upstream,
-        function_url=args.function_url,
-        mode=args.mode or "iam",
-        listen=args.listen,
-        role_arn=args.role_arn,
-    )
-
-
-def _quick_only(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    """The flags that make up the quick form's route, which a config file has its own of."""
-    return [
-        ("--upstream", args.upstream),
-        ("--function-url", args.function_url),
-        ("--mode", args.mode),
-        ("--role-arn", args.role_arn),
-    ]
-
-
-def _overrides(args: argparse.Namespace) -> list[str]:
-    """What the banner says the flags changed of the config file."""
-    config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
-    if not config_path:
-        return []
-    given = [
-        ("--listen", args.listen, "listen"),
-        ("--admin", getattr(args, "admin", None), "admin"),
-    ]
-    return [f"{flag} overrides {key}: of {config_path}" for flag, value, key in given if value]
-
-
 def _sign(args: argparse.Namespace) -> int:
-    from proxy.cli.sign import SignRequest, run
+    from proxy.cli.sign import run
 
     config_path = args.config or os.environ.get("SIGNING_PROXY_CONFIG")
     config = load_config(config_path) if config_path and args.route else None
-    body, data = b"", args.data
-    if data is not None:
-        if data.startswith("@"):
-            try:
-                body = Path(data[1:]).read_bytes()
-            except OSError as exc:
-                raise ConfigError("--data", f"cannot read {data[1:]}: {exc.strerror}") from exc
-        else:
-            body = data.encode()
-    headers = []
-    for header in args.header:
-        name, colon, value = header.partition(":")
-        if not colon or not name.strip():
-            raise ConfigError("--header", f"{header!r} is not NAME: VALUE")
-        headers.append((name.strip(), value.strip()))
-    request = SignRequest(
-        method=(args.method or ("POST" if data is not None else "GET")).upper(),
-        target=args.target,
-        body=body,
-        data=data,
-        headers=tuple(headers),
-        amz_date=args.date,
-        route=args.route,
-        signing=None if args.route else _explicit_target(args),
-    )
+    request = sign_request(args)
     print(run(request, config, as_json_output=args.json, canonical=args.show_canonical))
     return 0
-
-
-def _explicit_target(args: argparse.Namespace) -> SigningTarget | None:
-    """--host/--region/--service, filled from the host name where it implies them."""
-    host = (args.host or urlsplit(args.target).hostname or "").lower()
-    implied = implied_target(host, path="--host" if args.host else "PATH_OR_URL")
-    region = args.region or (implied.region if implied else None)
-    service = args.service or (implied.service if implied else None)
-    if not host or not region or not service:
-        return None
-    return SigningTarget(host, region, service)
 
 
 def _check(args: argparse.Namespace) -> int:
     from proxy.check.command import check
 
-    config = _loader(args)()
+    config = loader(args)()
     timeout = parse_duration(args.timeout, path="--timeout")
     # https://no-color.org: an environment that asks for no colour gets none unless forced.
     auto = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -404,6 +123,16 @@ def _demo(args: argparse.Namespace) -> int:
 
     admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
     return _run(lambda stop: demo(serve=args.serve, listen=args.listen, admin=admin, stop=stop))
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "check": _check,
+    "sign": _sign,
+    "health": _health,
+    "emulate": _emulate,
+    "demo": _demo,
+}
 
 
 Main = Callable[[Stop], Coroutine[Any, Any, int]]

@@ -12,10 +12,13 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from proxy.core import routing, sigv4
+from multidict import CIMultiDict
+
+from proxy.core import outgoing, routing, sigv4
+from proxy.core.credentials import Credentials
 from proxy.errors import ConfigError, CredentialsUnavailableError
 from proxy.model import Config, CredentialSet, SigningTarget
-from proxy.serve.credentials import Credentials, build_providers
+from proxy.serve.credentials import build_providers
 
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 
@@ -60,7 +63,10 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
     credentials = await _credentials(sets, name)
     payload_hash = hashlib.sha256(request.body).hexdigest()
     amz_date = request.amz_date or sigv4.format_amz_date(time.time())
-    signature, sent = signing.sign(
+    sent: CIMultiDict[str] = CIMultiDict()
+    signature = outgoing.sign(
+        sent,
+        signing,
         credentials,
         method=request.method,
         path=path,
@@ -68,7 +74,7 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
         payload_hash=payload_hash,
         amz_date=amz_date,
     )
-    url = origin + path + (f"?{query}" if query else "")
+    url = origin + outgoing.request_target(path, query)
     headers = {**dict(request.headers), **sent}
     return Signed(request.method, url, headers, request.data, signing, signature)
 

@@ -14,16 +14,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from proxy.core.front_door import host_name, is_loopback
-
-if TYPE_CHECKING:
-    from proxy.inspector.store import Entry, Inspector, Kept
+from proxy.inspector.exchange import Entry, Kept
+from proxy.inspector.store import Inspector
 
 log = logging.getLogger("signing_proxy.inspector")
 

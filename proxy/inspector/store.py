@@ -16,15 +16,13 @@ import itertools
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.headers import HOP_BY_HOP, REPLAY_HEADER
-from proxy.inspector import routes as inspector_http
 from proxy.inspector import view as inspector_view
+from proxy.inspector.exchange import Entry, Kept, Seen
 
 # A body is kept for replay up to this size, and all kept bodies together up to BODY_BUDGET
 # (the oldest are dropped first): the inspector must not hold on to much memory.
@@ -36,66 +34,6 @@ SUBSCRIBER_QUEUE = 64
 MAX_SUBSCRIBERS = 16
 # Not re-sent by a replay: set afresh for it, or meaningful for the first connection only.
 _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "expect", "x-request-id", REPLAY_HEADER.lower()}
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """One finished proxied request as the request handler saw it, unmasked (the Inspector
-    masks)."""
-
-    request_id: str
-    started: float  # epoch seconds when it arrived
-    duration: float  # seconds
-    method: str
-    target: str  # path and query as the client sent them (request.raw_path)
-    route: str | None
-    status: int  # what the client got
-    upstream_status: int | None
-    bytes_in: int
-    bytes_out: int
-    amzn_request_id: str | None
-    amzn_error_type: str | None
-    request_headers: Sequence[tuple[str, str]]  # as received from the client
-    sent_headers: Sequence[tuple[str, str]] | None  # as sent upstream (None: never sent)
-    response_headers: Sequence[tuple[str, str]]  # as the client got them
-    canonical_request: str | None  # None: not signed
-    string_to_sign: str | None
-    diagnosis: str | None  # why it failed and what to change
-    error: str | None  # the proxy's own error code, e.g. "no_route", "unauthorized"
-    body: bytes | None  # the request body when the pipeline kept it; None otherwise
-    replay_of: int | None  # the inspector id this request replays
-    # What the upstream answered a refused request with (a 403's body, as relayed); masked
-    # and cut before the page sees it.
-    error_body: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class Kept:
-    """What a replay re-sends: the request as the client sent it, unmasked; never shown."""
-
-    method: str
-    target: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    def __repr__(self) -> str:
-        return f"Kept({self.method}, target, headers and {len(self.body)} body bytes hidden)"
-
-
-@dataclass(slots=True)
-class Entry:
-    """One recorded exchange: its masked views, and what a replay needs (or why it cannot)."""
-
-    id: int
-    summary: dict[str, Any]
-    details: dict[str, Any]
-    kept: Kept | None = field(default=None, repr=False)
-    unavailable: str | None = None  # why there is nothing to replay
-
-    def row(self) -> dict[str, Any]:
-        """The summary as the table shows it, with whether it can be replayed now."""
-        replay = {"available": self.kept is not None, "reason": self.unavailable}
-        return self.summary | {"replay": replay}
 
 
 class Inspector:
@@ -144,10 +82,6 @@ class Inspector:
         if not genuine or not (number.isascii() and number.isdigit()):
             return None
         return int(number)
-
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the page, its API, the live events and replay on ``app`` (the admin app)."""
-        inspector_http.register(app, self)
 
     def rows(self) -> list[dict[str, Any]]:
         """Every entry's row, newest first."""

@@ -15,15 +15,13 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
+from proxy.core.credentials import mask
 from proxy.core.headers import REPLAY_HEADER
 from proxy.core.sigv4 import ALGORITHM
-from proxy.serve.credentials import mask
-
-if TYPE_CHECKING:
-    from proxy.inspector.store import Seen
+from proxy.inspector.exchange import Seen
 
 # The page shows the start of a body (the request's, the upstream's reply to a refused
 # request), enough to recognise it.

@@ -18,6 +18,7 @@ from aiohttp import web
 from proxy.core.front_door import HostPolicy, admin_hosts
 from proxy.core.inbound import same_secret, wire_bytes
 from proxy.errors import ConfigError
+from proxy.inspector.routes import register
 from proxy.inspector.store import Inspector
 from proxy.model import Address, Config, Secret
 from proxy.serve.metrics import CONTENT_TYPE_LATEST
@@ -75,7 +76,7 @@ def admin_app(hooks: AdminHooks, *, inspector: Inspector | None = None) -> web.A
     app = web.Application(middlewares=[_served_hosts])
     app[HOOKS] = hooks
     if inspector is not None:
-        inspector.add_routes(app)
+        register(app, inspector)  # the inspector's page, API and stream
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

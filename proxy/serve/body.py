@@ -123,6 +123,10 @@ async def read_body(
     return Body(size=size, sha256=digest.hexdigest(), memory=b"".join(parts), file=spool)
 
 
+# A request without a body (GET, HEAD, or one declared empty), and check's probes.
+EMPTY_BODY = Body(size=0, sha256=hashlib.sha256(b"").hexdigest(), memory=b"", file=None)
+
+
 def received_body(
     data: bytes, *, limit: int, route: str, observe: Callable[[bytes], None] | None = None
 ) -> Body:

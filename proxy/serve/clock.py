@@ -12,6 +12,8 @@ import logging
 import time
 from email.utils import parsedate_to_datetime
 
+from proxy.core.refusals import classify, is_time
+
 log = logging.getLogger("signing_proxy.clock")
 
 # Beyond this, say so: AWS allows 5 minutes, and a clock a minute off is on its way there.
@@ -66,7 +68,4 @@ def _epoch(date: str | None) -> float | None:
 
 def refused_for_time(error_type: str | None, message: str) -> bool:
     """Whether AWS refused a signature for its time (expired, or not yet valid)."""
-    kind = (error_type or "").partition(":")[0]
-    return kind == "InvalidSignatureException" and (
-        "Signature expired" in message or "not yet current" in message
-    )
+    return is_time(classify(403, error_type, message))

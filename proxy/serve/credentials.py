@@ -16,7 +16,6 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
+from proxy.core.credentials import Credentials, mask
 from proxy.errors import CredentialSourceError, CredentialsUnavailableError
 from proxy.model import CredentialSet
 
@@ -33,10 +33,6 @@ log = logging.getLogger("signing_proxy.credentials")
 # role session is replaced after 55 minutes, a minute-long credential_process key after 30 s.
 REFRESH_FRACTION = 0.5
 MAX_REFRESH_MARGIN = 300.0
-# Credentials this close to expiry are not used, since a request signed with them could arrive
-# after they lapse: a tenth of the lifetime, at most 15 s, so well inside the refresh margin.
-EXPIRY_SAFETY = 15.0
-SAFETY_FRACTION = 0.1
 # Never refresh in a busy loop, even for credentials that arrive nearly expired.
 MIN_REFRESH_DELAY = 1.0
 # Retry delays after a failed refresh, in seconds.
@@ -46,41 +42,6 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 STS_CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """One frozen snapshot: key, secret and token always come from the same refresh."""
-
-    access_key: str
-    secret_key: str = field(repr=False)
-    token: str | None = field(default=None, repr=False)
-    expires_at: float | None = None  # epoch seconds; None for long-term keys
-    fetched_at: float = field(default_factory=time.time)
-
-    def __repr__(self) -> str:
-        token = "'***'" if self.token else "None"
-        return (
-            f"Credentials(access_key={mask(self.access_key)!r}, secret_key='***', "
-            f"token={token}, expires_at={self.expires_at})"
-        )
-
-    @property
-    def lifetime(self) -> float | None:
-        """Seconds from fetching to expiry; None for long-term keys."""
-        return None if self.expires_at is None else self.expires_at - self.fetched_at
-
-    def usable(self, now: float) -> bool:
-        """Whether a request signed now would still arrive before these expire."""
-        lifetime = self.lifetime
-        if self.expires_at is None or lifetime is None:
-            return True
-        return self.expires_at - now > min(EXPIRY_SAFETY, lifetime * SAFETY_FRACTION)
-
-
-def mask(access_key: str) -> str:
-    """``ASIA…WXYZ``: enough to tell keys apart, not enough to use one."""
-    return f"{access_key[:4]}…{access_key[-4:]}" if len(access_key) > 8 else "…"
 
 
 Fetch = Callable[[], Credentials]

@@ -22,8 +22,16 @@ from proxy.errors import (
     UpstreamTimeoutError,
     UpstreamUnreachableError,
 )
-from proxy.http11 import client as http_client
-from proxy.http11.client import ClientError, Content, ForwardProxy, Reply, Streamed
+from proxy.http11.errors import (
+    CertificateRejected,
+    ClientError,
+    ConnectFailed,
+    ConnectTimeout,
+    HeadTooLarge,
+)
+from proxy.http11.pool import Pool
+from proxy.http11.reply import FIELD_LIMIT, HEAD_LIMIT, Reply
+from proxy.http11.wire import Content, ForwardProxy, Streamed
 from proxy.model import Route, Upstream
 from proxy.serve.body import Body
 
@@ -39,19 +47,19 @@ class Pools:
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl = ssl_context
-        self.shared = http_client.Pool(ssl_context)
+        self.shared = Pool(ssl_context)
         # Made on a route's first request. One whose route a reload changed stays until
         # shutdown: closing it would cut the requests still using it.
-        self._own: dict[tuple[str, int], http_client.Pool] = {}
+        self._own: dict[tuple[str, int], Pool] = {}
 
-    def pool(self, route: Route) -> http_client.Pool:
+    def pool(self, route: Route) -> Pool:
         """The pool ``route`` sends through."""
         if route.max_connections is None:
             return self.shared
         key = (route.name, route.max_connections)
         pool = self._own.get(key)
         if pool is None:
-            pool = self._own[key] = http_client.Pool(self._ssl, limit=route.max_connections)
+            pool = self._own[key] = Pool(self._ssl, limit=route.max_connections)
         return pool
 
     async def close(self) -> None:
@@ -76,7 +84,7 @@ def content(body: Body) -> Content | None:
 
 
 async def exchange(
-    pool: http_client.Pool,
+    pool: Pool,
     *,
     route: Route,
     method: str,
@@ -106,7 +114,7 @@ async def exchange(
             reply_by=_earliest(now + timeouts.first_byte, deadline),
             proxy=_forward_proxy(upstream, route.name),
         )
-    except http_client.ConnectTimeout as exc:
+    except ConnectTimeout as exc:
         if _past(deadline):
             raise _no_reply(route, "total") from exc
         # With a pool limit, the time spent waiting for a free connection counts too.
@@ -123,22 +131,22 @@ async def exchange(
         ) from exc
     except TimeoutError as exc:
         raise _no_reply(route, "total" if _past(deadline) else "first_byte") from exc
-    except http_client.CertificateRejected as exc:
+    except CertificateRejected as exc:
         raise UpstreamUnreachableError(
             f"the TLS certificate of {upstream.origin} was not accepted: {exc.reason}",
             route=route.name,
         ) from exc
-    except http_client.ConnectFailed as exc:
+    except ConnectFailed as exc:
         raise UpstreamUnreachableError(
             f"could not connect to the upstream {upstream.origin}: {exc.reason}",
             route=route.name,
             nothing_sent=True,
         ) from exc
-    except http_client.HeadTooLarge as exc:
+    except HeadTooLarge as exc:
         # Not a connect failure: the request was sent, so it is not tried again.
         raise UpstreamHeaderTooLargeError(
             f"the upstream {upstream.origin} sent a reply head over "
-            f"{http_client.HEAD_LIMIT // 1024} KiB or {http_client.FIELD_LIMIT} header fields; "
+            f"{HEAD_LIMIT // 1024} KiB or {FIELD_LIMIT} header fields; "
             "refused",
             route=route.name,
         ) from exc

@@ -15,22 +15,18 @@ from dataclasses import dataclass, field
 import pytest
 import trustme
 
-from proxy.http11.client import (
-    FIELD_LIMIT,
-    HEAD_LIMIT,
+from proxy.http11.errors import (
     CertificateRejected,
     ClientError,
     ConnectFailed,
     ConnectTimeout,
-    Content,
     Disconnected,
-    ForwardProxy,
     HeadTooLarge,
     MalformedReply,
-    Pool,
-    Reply,
-    Streamed,
 )
+from proxy.http11.pool import Pool
+from proxy.http11.reply import FIELD_LIMIT, HEAD_LIMIT, Reply
+from proxy.http11.wire import Content, ForwardProxy, Streamed
 from proxy.model import Upstream
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from proxy.cli.main import _parser
+from proxy.cli.arguments import build_parser as _parser
 from proxy.config.load import load_config, parse_config
 from proxy.errors import ConfigError
 from proxy.serve.server import running

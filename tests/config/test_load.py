@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config.load import load_config, parse_config, parse_duration, parse_size, quick_config
+from proxy.config.load import load_config, parse_config, quick_config
+from proxy.config.values import parse_duration, parse_size
 from proxy.errors import ConfigError
 from proxy.model import (
     Address,
@@ -23,7 +24,7 @@ from proxy.model import (
     Upstream,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
 FUNCTION_URL = "https://abc123xyz.lambda-url.eu-central-1.on.aws"
 FUNCTION_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"

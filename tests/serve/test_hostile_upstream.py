@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
-from proxy.http11.client import HEAD_LIMIT
+from proxy.http11.reply import HEAD_LIMIT
 from tests.stack import proxy, raw_request, route
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config.load import load_config, parse_duration
+from proxy.config.load import load_config
+from proxy.config.values import parse_duration
 from proxy.errors import ConfigError
 from proxy.model import Config
 from tests.processes import (
@@ -38,7 +39,7 @@ from tests.processes import (
     started,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 IMAGE_CONFIG = ROOT / "deploy" / "docker" / "config.yaml"

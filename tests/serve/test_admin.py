@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from proxy.config.load import load_config, parse_config
+from proxy.core.credentials import Credentials
 from proxy.emulator import Emulator
-from proxy.serve.credentials import Credentials
 from proxy.serve.server import Running, running
 from tests.stack import FIXED_KEYS, StartHeld, route
 

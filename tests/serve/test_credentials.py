@@ -12,11 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.core.credentials import Credentials
 from proxy.errors import CredentialsUnavailableError
 from proxy.model import CredentialSet
 from proxy.serve.credentials import (
     CredentialProvider,
-    Credentials,
     build_providers,
     session_name,
     static_fetch,

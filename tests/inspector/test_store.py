@@ -17,13 +17,13 @@ from proxy.config.load import parse_config
 from proxy.core.headers import REPLAY_HEADER
 from proxy.core.refusals import explain_403
 from proxy.emulator import Emulator, Key
+from proxy.inspector.exchange import Seen
 from proxy.inspector.store import (
     BODY_BUDGET,
     KEEP_BODY,
     MAX_SUBSCRIBERS,
     SUBSCRIBER_QUEUE,
     Inspector,
-    Seen,
 )
 from proxy.inspector.view import PREVIEW_BYTES, details, mask_canonical, mask_header, mask_target
 from proxy.model import Address

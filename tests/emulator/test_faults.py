@@ -13,7 +13,7 @@ import pytest
 from proxy.emulator import DENY_ALL, Emulator, Restrictions
 from proxy.emulator.judge import DENIED_MESSAGE
 from proxy.emulator.restrictions import GEO_BLOCKED, METHOD_NOT_ALLOWED, WAF_BLOCKED
-from tests.test_emulator import KEY, KEY_ID, sign, url
+from tests.emulator.test_stack import KEY, KEY_ID, sign, url
 
 OTHER_KEY_ID = "AKIAEMULATOROTHER001"
 AHEAD = timedelta(minutes=10)

@@ -22,8 +22,8 @@ from proxy.inspector.store import MAX_SUBSCRIBERS
 from proxy.serve.credentials import static_fetch
 from proxy.serve.server import Running
 from tests.browser import WAIT, chromium, off_loop
+from tests.inspector.test_store import inspected
 from tests.stack import KEY, KEY_ID, route
-from tests.test_inspector import inspected
 
 SESSION_TOKEN = "FwoGZXIvYXdzEBYaDH-browser-token-never-shown"
 LOADED = (By.CSS_SELECTOR, '#exchanges[data-list="loaded"]')

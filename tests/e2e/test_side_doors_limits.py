@@ -19,9 +19,9 @@ from proxy.emulator import Emulator
 from proxy.errors import ConfigError
 from proxy.model import Address
 from proxy.serve.server import running
+from tests.e2e.test_side_doors import TOKEN, raw
+from tests.inspector.test_store import inspected
 from tests.stack import FIXED_KEYS, proxy, raw_request, route
-from tests.test_inspector import inspected
-from tests.test_side_doors import TOKEN, raw
 from tests.webhooks import GITHUB_PUSH, SECRET, WRONG, github
 
 GUARD = 30.0  # upper bound against a hung test, never a measurement

@@ -19,8 +19,8 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
+from proxy.core import outgoing
 from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator
-from proxy.serve import pipeline
 from tests.stack import KEY_ID, RAW_TIMEOUT, proxy, raw_request, route
 
 MIB = 1024 * 1024
@@ -474,7 +474,7 @@ async def test_unexpected_error_is_500_json_with_the_request_id(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret-looking detail")
 
-    monkeypatch.setattr(pipeline, "request_headers", broken)  # a fault inside the pipeline
+    monkeypatch.setattr(outgoing, "upstream_headers", broken)  # a fault inside the pipeline
     async with (
         proxy(route("http://127.0.0.1:9")) as running,
         client.get(f"{running.url}/x", headers={"X-Request-Id": "bug-1"}) as response,

@@ -28,7 +28,7 @@ from proxy.emulator.verify import (
     verify_request,
 )
 
-VECTORS = Path(__file__).parent / "data" / "sigv4-testsuite" / "v4"
+VECTORS = Path(__file__).parents[1] / "data" / "sigv4-testsuite" / "v4"
 FUNCTION_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
 REGION = "eu-central-1"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
