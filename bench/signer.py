@@ -9,6 +9,10 @@ x-amz-content-sha256, x-amz-date, x-amz-security-token), with the body hash alre
 repeated runs of many calls (timeit); the best run counts. Prints microseconds per request
 for each (the proxy's ``sign_minimal``, the general ``sign``, botocore), botocore's time over
 the proxy's, and exits 1 unless all three produce the same Authorization header.
+
+Also SigV4a (``sigv4a.sign_minimal``: the same headers and ``x-amz-region-set``, the derived
+ECDSA key cached): its µs per request, and whether its signature verifies against the public
+key (ECDSA is randomised, so there is no second signer's header to compare; exit 1 if not).
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ import botocore.auth
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from proxy.core import sigv4
+from proxy.core import sigv4, sigv4a
 
 HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
 REGION, SERVICE = "eu-central-1", "lambda"
@@ -123,6 +130,41 @@ def ours_general(case: Case) -> Callable[[], str]:
     return sign
 
 
+def ours_sigv4a(case: Case) -> Callable[[], sigv4.Signature]:
+    """SigV4a as the proxy would call it per request: ``sign_minimal``, key derived once."""
+    payload_hash, query = case.payload_hash, case.query
+
+    def sign() -> sigv4.Signature:
+        signature, _ = sigv4a.sign_minimal(
+            method=case.method,
+            path=case.path,
+            query=query,
+            payload_hash=payload_hash,
+            host=HOST,
+            region_set=REGION,
+            service=SERVICE,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            token=TOKEN,
+            amz_date=AMZ_DATE,
+        )
+        return signature
+
+    return sign
+
+
+def sigv4a_verifies(signature: sigv4.Signature) -> bool:
+    """The SigV4a signature checks out against the derived public key over its string to sign."""
+    x, y = sigv4a.public_key(ACCESS_KEY, SECRET_KEY)
+    public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    der = bytes.fromhex(signature.authorization.rpartition("Signature=")[2])
+    try:
+        public.verify(der, signature.string_to_sign.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
 def botocores(case: Case) -> Callable[[], str]:
     """botocore's add_auth on a request that carries exactly the headers the proxy signs."""
     auth = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY, TOKEN), SERVICE, REGION)
@@ -158,7 +200,7 @@ def frozen_botocore_clock() -> Iterator[None]:
         module.get_current_datetime = original
 
 
-def best_us(function: Callable[[], str], *, repeat: int) -> float:
+def best_us(function: Callable[[], object], *, repeat: int) -> float:
     """Best of ``repeat`` timed runs, in microseconds per call."""
     timer = timeit.Timer(function)
     number, _ = timer.autorange()  # enough calls for a run of at least 0.2 s
@@ -172,24 +214,30 @@ def main() -> int:
     failed = False
     print(
         f"{'request':18} {'ours µs':>9} {'general µs':>11} {'botocore µs':>12} {'ratio':>7}"
-        "  same Authorization"
+        f"  same Authorization  {'SigV4a µs':>9}  SigV4a verifies"
     )
     with frozen_botocore_clock():
         for case in CASES:
             mine, general, theirs = ours(case), ours_general(case), botocores(case)
+            asymmetric = ours_sigv4a(case)
             same = mine() == general() == theirs()
-            failed |= not same
+            verifies = sigv4a_verifies(asymmetric())
+            failed |= not same or not verifies
             ours_us = best_us(mine, repeat=args.repeat)
             general_us = best_us(general, repeat=args.repeat)
             botocore_us = best_us(theirs, repeat=args.repeat)
+            sigv4a_us = best_us(asymmetric, repeat=args.repeat)
             print(
                 f"{case.name:18} {ours_us:9.2f} {general_us:11.2f} {botocore_us:12.2f} "
-                f"{botocore_us / ours_us:6.1f}x  {'yes' if same else 'NO'}"
+                f"{botocore_us / ours_us:6.1f}x  {'yes' if same else 'NO':18}  {sigv4a_us:9.2f}"
+                f"  {'yes' if verifies else 'NO'}"
             )
             if not same:
                 print(f"  ours:     {mine()}\n  general:  {general()}\n  botocore: {theirs()}")
     # Derived once and kept (per secret, day, region and service), however many signatures.
     print(f"signing keys derived: {sigv4.signing_key.cache_info().misses}")
+    # SigV4a's key depends only on the key pair: one derivation for the whole run.
+    print(f"SigV4a keys derived: {sigv4a.signing_key.cache_info().misses}")
     return 1 if failed else 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["iam", "oac", "none"]
+Algorithm = Literal["sigv4", "sigv4a"]
 InboundType = Literal["github", "stripe", "slack", "shopify", "hmac", "bearer", "basic"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,11 +50,15 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class SigningTarget:
-    """What a signature is computed for: the function-URL host, its region, the service."""
+    """What a signature is computed for: the signing host (a function URL's, a Web Function
+    endpoint's; a port only when it is not the scheme's default), the region, the service,
+    and the algorithm. For SigV4a ``region`` is the region set, the X-Amz-Region-Set value:
+    ``*`` or regions joined by commas."""
 
     host: str
     region: str
     service: str
+    algorithm: Algorithm = "sigv4"
 
 
 @dataclass(frozen=True, slots=True)

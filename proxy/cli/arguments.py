@@ -120,8 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--config", metavar="FILE", help="the config (or SIGNING_PROXY_CONFIG)")
     sign.add_argument("--route", metavar="NAME", help="sign as this route does")
     sign.add_argument("--host", help="the host to sign for (default: the URL's)")
-    sign.add_argument("--region", help="default: from a function-URL or execute-api host")
-    sign.add_argument("--service", help="default: from a function-URL or execute-api host")
+    sign.add_argument(
+        "--region",
+        help="default: from a function-URL, Web Function or execute-api host; with sigv4a the "
+        "region set (* or regions joined by commas)",
+    )
+    sign.add_argument(
+        "--service", help="default: from a function-URL, Web Function or execute-api host"
+    )
+    sign.add_argument(
+        "--algorithm",
+        choices=("sigv4", "sigv4a"),
+        help="default sigv4, or sigv4a for a .lambda-web.global.on.aws host",
+    )
     sign.add_argument("-X", "--method", help="default GET, or POST with --data")
     sign.add_argument("-d", "--data", metavar="DATA", help="the body, or @FILE")
     sign.add_argument(
@@ -160,11 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     emulate.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9000")
-    emulate.add_argument(
+    origin = emulate.add_mutually_exclusive_group()
+    origin.add_argument(
         "--function-url",
         metavar="URL",
         default="https://abc123xyz.lambda-url.eu-central-1.on.aws",
         help="the function URL it pretends to be (its host is what requests must be signed for)",
+    )
+    origin.add_argument(
+        "--web-function",
+        metavar="URL",
+        help="pretend to be this Lambda Web Function endpoint instead: SigV4 for a regional "
+        "one, SigV4a for https://<id>.lambda-web.global.on.aws",
     )
     emulate.add_argument(
         "--oac", action="store_true", help="CloudFront signs with origin access control"
@@ -196,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1:9901",
         help="where --serve shows the request inspector (default 127.0.0.1:9901)",
     )
+    demo.add_argument(
+        "--web-function",
+        metavar="URL",
+        help="emulate this Lambda Web Function endpoint instead of a function URL (the proxy "
+        "signs with SigV4, or SigV4a for .lambda-web.global.on.aws)",
+    )
     # The demo prints its own story on stdout; per-request logs would interleave with it.
     demo.set_defaults(name="demo", default_log_level="warning")
     return parser
@@ -211,6 +235,12 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     quick = parser.add_argument_group("one route without a config file (refused with --config)")
     quick.add_argument("--upstream", metavar="URL", help="where requests go (e.g. CloudFront)")
     quick.add_argument("--function-url", metavar="URL", help="the function URL to sign for")
+    quick.add_argument(
+        "--web-function",
+        metavar="URL",
+        help="the Lambda Web Function endpoint to sign for "
+        "(SigV4, or SigV4a for .lambda-web.global.on.aws)",
+    )
     quick.add_argument("--mode", choices=["iam", "oac", "none"], help="default iam")
     quick.add_argument("--role-arn", metavar="ARN", help="assume this role for signing")
 
@@ -241,6 +271,7 @@ def loader(args: argparse.Namespace) -> Callable[[], Config]:
         mode=args.mode or "iam",
         listen=args.listen,
         role_arn=args.role_arn,
+        web_function=args.web_function,
     )
 
 
@@ -249,6 +280,7 @@ def _quick_only(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return [
         ("--upstream", args.upstream),
         ("--function-url", args.function_url),
+        ("--web-function", args.web_function),
         ("--mode", args.mode),
         ("--role-arn", args.role_arn),
     ]
@@ -315,11 +347,17 @@ def sign_request(args: argparse.Namespace) -> SignRequest:
 
 
 def _explicit_target(args: argparse.Namespace) -> SigningTarget | None:
-    """--host/--region/--service, filled from the host name where it implies them."""
+    """--host/--region/--service/--algorithm, filled from the host name where it implies
+    them."""
     host = (args.host or urlsplit(args.target).hostname or "").lower()
     implied = implied_target(host, path="--host" if args.host else "PATH_OR_URL")
-    region = args.region or (implied.region if implied else None)
+    algorithm = args.algorithm or (implied.algorithm if implied else "sigv4")
+    # A SigV4a region set is not a region: the implied one serves only the same algorithm.
+    same = implied is not None and implied.algorithm == algorithm
+    region = args.region or (implied.region if implied and same else None)
+    if algorithm == "sigv4a" and region is None:
+        region = "*"
     service = args.service or (implied.service if implied else None)
     if not host or not region or not service:
         return None
-    return SigningTarget(host, region, service)
+    return SigningTarget(host, region, service, algorithm)

@@ -1,4 +1,5 @@
-"""`signing-proxy emulate` and `demo`: the proxy against a local CloudFront stand-in."""
+"""`signing-proxy emulate` and `demo`: the proxy against a local CloudFront stand-in, in front of
+an emulated function URL or (``--web-function``) Lambda Web Function endpoint."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ import aiohttp
 
 from proxy.config.load import parse_config
 from proxy.config.values import parse_host_port
-from proxy.emulator import DEFAULT_FUNCTION_HOST, Emulator, Key, generate_key
+from proxy.emulator import (
+    DEFAULT_FUNCTION_HOST,
+    DEFAULT_GLOBAL_WEB_FUNCTION_HOST,
+    DEFAULT_WEB_FUNCTION_HOST,
+    Emulator,
+    Key,
+    generate_key,
+    web_function_endpoint,
+)
 from proxy.errors import ConfigError
 from proxy.model import Address, Config
 from proxy.serve.credentials import static_fetch
@@ -28,12 +37,28 @@ DEMO_ADMIN = Address("127.0.0.1", 9901)
 
 
 async def emulate(
-    *, listen: str, function_url: str, oac: bool, sts_url: str | None, stop: asyncio.Event
+    *,
+    listen: str,
+    function_url: str,
+    oac: bool,
+    sts_url: str | None,
+    stop: asyncio.Event,
+    web_function: str | None = None,
 ) -> int:
-    """Run the emulator until stopped, printing how to point the proxy at it."""
+    """Run the emulator until stopped, printing how to point the proxy at it; with
+    ``web_function`` its origin is that Web Function endpoint instead of ``function_url``."""
     # The same HOST:PORT rules as the config's listen key.
     host, port = parse_host_port(listen, path="--listen", example="127.0.0.1:9000")
-    function_host = _function_host(function_url)
+    if web_function is None:
+        function_host = _function_host(function_url)
+    else:
+        function_host = _web_function_host(web_function)
+        if oac and _is_global(function_host):
+            raise ConfigError(
+                "--oac",
+                "CloudFront's origin access control signs with SigV4, which a multi-region "
+                "Web Function endpoint (.lambda-web.global.on.aws) does not accept",
+            )
     access_key, key, from_env = _emulator_key()
     emulator = Emulator(
         keys={access_key: key},
@@ -50,7 +75,7 @@ async def emulate(
         raise ConfigError("--listen", f"cannot listen on {listen}: {reason}") from exc
     try:
         print(f"Emulated CloudFront listening on {emulator.cloudfront_url}")
-        print(f"  in front of an emulated function URL https://{function_host} (auth AWS_IAM)")
+        print(f"  in front of an emulated {_origin_words(emulator)}")
         print("  which checks the signature of every request like Lambda does.")
         if from_env:
             print(f"  It accepts the keys in AWS_ACCESS_KEY_ID ({access_key}).")
@@ -61,10 +86,11 @@ async def emulate(
         if sts_url:
             print(f"  It also accepts keys issued by the STS at {sts_url} (moto).")
         mode = "oac" if oac else "iam"
+        endpoint_flag = "--function-url" if web_function is None else "--web-function"
         print("  Then:")
         print(
             f"    signing-proxy serve --upstream {emulator.cloudfront_url} "
-            f"--function-url https://{function_host} --mode {mode}"
+            f"{endpoint_flag} https://{function_host} --mode {mode}"
         )
         await stop.wait()
     finally:
@@ -81,6 +107,36 @@ def _function_host(function_url: str) -> str:
             f"(expected e.g. https://{DEFAULT_FUNCTION_HOST})",
         )
     return host
+
+
+def _web_function_host(web_function: str) -> str:
+    host = urlsplit(web_function).hostname or ""
+    if web_function_endpoint(host) is None:
+        raise ConfigError(
+            "--web-function",
+            f"{web_function!r} is not a Lambda Web Function endpoint (expected e.g. "
+            f"https://{DEFAULT_WEB_FUNCTION_HOST} or https://{DEFAULT_GLOBAL_WEB_FUNCTION_HOST})",
+        )
+    return host
+
+
+def _is_global(host: str) -> bool:
+    endpoint = web_function_endpoint(host)
+    return endpoint is not None and endpoint.is_global
+
+
+def _origin_words(emulator: Emulator) -> str:
+    """What the emulated origin is, and which signatures it checks."""
+    endpoint = emulator.web_function
+    host = emulator.function_host
+    if endpoint is None:
+        return f"function URL https://{host} (auth AWS_IAM)"
+    if endpoint.is_global:
+        return (
+            f"multi-region Web Function endpoint https://{host} "
+            f"(SigV4a; it serves from {emulator.region})"
+        )
+    return f"Web Function endpoint https://{host} (SigV4 for {endpoint.region}, or SigV4a)"
 
 
 def _emulator_key() -> tuple[str, Key, bool]:
@@ -101,11 +157,23 @@ class _Result:
 
 
 async def demo(
-    *, serve: bool, listen: str | None, admin: Address | None = None, stop: asyncio.Event
+    *,
+    serve: bool,
+    listen: str | None,
+    admin: Address | None = None,
+    web_function: str | None = None,
+    stop: asyncio.Event,
 ) -> int:
-    """Emulator and proxy together; send three requests (or wait for the user's with --serve)."""
+    """Emulator and proxy together; send three requests (or wait for the user's with --serve).
+
+    With ``web_function`` the emulated origin is that Lambda Web Function endpoint, and the
+    proxy's route names it with ``web_function:``.
+    """
+    function_host = DEFAULT_FUNCTION_HOST
+    if web_function is not None:
+        function_host = _web_function_host(web_function)
     access_key, key = generate_key()
-    async with Emulator(keys={access_key: key}) as emulator:
+    async with Emulator(keys={access_key: key}, function_host=function_host) as emulator:
         config = _demo_config(emulator, listen or ("127.0.0.1:8080" if serve else "127.0.0.1:0"))
         overrides = {"default": static_fetch(access_key, key.secret_access_key)}
         # With --serve, the user's own requests can be watched in the inspector.
@@ -124,7 +192,16 @@ async def demo(
             print(
                 f"  CloudFront       {emulator.cloudfront_url} (emulated; sets Host to the origin)"
             )
-            print(f"  function URL     https://{emulator.function_host} (emulated; checks SigV4)")
+            if emulator.web_function is None:
+                print(
+                    f"  function URL     https://{emulator.function_host} (emulated; checks SigV4)"
+                )
+            else:
+                checks = "SigV4a" if emulator.web_function.is_global else "SigV4"
+                print(
+                    f"  Web Function     https://{emulator.function_host} "
+                    f"(emulated; checks {checks})"
+                )
             print()
             if serve:
                 _print_examples(proxy.url)
@@ -137,11 +214,15 @@ async def demo(
     if failed:
         print(f"{len(failed)} of {len(results)} requests failed.")
         return 1
-    print(f"All {len(results)} requests arrived signed and verified by the function URL.")
+    origin = "function URL" if web_function is None else "Web Function endpoint"
+    print(f"All {len(results)} requests arrived signed and verified by the {origin}.")
     return 0
 
 
 def _demo_config(emulator: Emulator, listen: str) -> Config:
+    # A Web Function endpoint's route implies its signing: SigV4 for the region in the host,
+    # or SigV4a for region set * at a multi-region endpoint.
+    endpoint_key = "function_url" if emulator.web_function is None else "web_function"
     return parse_config(
         {
             "listen": listen,
@@ -150,7 +231,7 @@ def _demo_config(emulator: Emulator, listen: str) -> Config:
                     "name": "demo",
                     "path_prefix": "/",
                     "upstream": emulator.cloudfront_url,
-                    "function_url": f"https://{emulator.function_host}",
+                    endpoint_key: f"https://{emulator.function_host}",
                     "mode": "iam",
                 }
             ],
@@ -273,8 +354,11 @@ def _report(name: str, status: int, body: bytes) -> _Result:
         echoed = {}
     if status == 200 and isinstance(echoed, dict) and echoed.get("verified") is True:
         headers = echoed.get("headers", {})
+        # SigV4a says so, with the region set it covered; SigV4 is what everyone expects.
+        region_set = echoed.get("region_set")
+        how = "" if region_set is None else f" (SigV4a, region set {region_set})"
         print(
-            f"   -> 200, signature verified; the function saw Host: {headers.get('host')}, "
+            f"   -> 200, signature verified{how}; the function saw Host: {headers.get('host')}, "
             f"via {headers.get('via', '?')}"
         )
         return _Result(name, True, f"function hashed {str(echoed.get('body_sha256'))[:16]}…")

@@ -111,6 +111,7 @@ def _emulate(args: argparse.Namespace) -> int:
         lambda stop: emulate(
             listen=args.listen,
             function_url=args.function_url,
+            web_function=args.web_function,
             oac=args.oac,
             sts_url=args.sts_url,
             stop=stop,
@@ -122,7 +123,15 @@ def _demo(args: argparse.Namespace) -> int:
     from proxy.cli.demo import demo
 
     admin = Address(*parse_host_port(args.admin, path="--admin", example="127.0.0.1:9901"))
-    return _run(lambda stop: demo(serve=args.serve, listen=args.listen, admin=admin, stop=stop))
+    return _run(
+        lambda stop: demo(
+            serve=args.serve,
+            listen=args.listen,
+            admin=admin,
+            web_function=args.web_function,
+            stop=stop,
+        )
+    )
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

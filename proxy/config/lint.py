@@ -56,7 +56,12 @@ def _regions(config: Config) -> list[str]:
     known = known_regions()
     found = []
     for route in config.routes:
-        if route.signing is None or route.signing.region in known:
+        # A SigV4a region set (*, or a list each parsed as a region) is not one region.
+        if (
+            route.signing is None
+            or route.signing.algorithm != "sigv4"
+            or route.signing.region in known
+        ):
             continue
         region = route.signing.region
         close = difflib.get_close_matches(region, sorted(known), n=1)

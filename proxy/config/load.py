@@ -50,6 +50,7 @@ _FLAGS = {
     "listen": "--listen",
     "routes[0].upstream": "--upstream",
     "routes[0].function_url": "--function-url",
+    "routes[0].web_function": "--web-function",
     "routes[0].mode": "--mode",
     f"credentials.{DEFAULT_CREDENTIALS}.role_arn": "--role-arn",
 }
@@ -198,15 +199,21 @@ def quick_config(
     mode: str,
     listen: str | None,
     role_arn: str | None,
+    web_function: str | None = None,
 ) -> Config:
-    """The config ``serve --upstream URL --function-url URL ...`` stands for; errors name flags."""
-    if function_url is None and mode == "iam":
+    """The config ``serve --upstream URL --function-url URL ...`` (or ``--web-function URL``)
+    stands for; errors name flags."""
+    if function_url is not None and web_function is not None:
+        raise ConfigError("--web-function", "give --function-url or --web-function, not both")
+    if function_url is None and web_function is None and mode == "iam":
         expected = f"expected e.g. {FUNCTION_URL_EXAMPLE}, or --mode oac or none"
         raise ConfigError("--function-url", f"required with --mode iam ({expected})")
     route: dict[str, object] = {"name": "default", "path_prefix": "/", "upstream": upstream}
     route["mode"] = mode  # validated like the file's, so a typo gets the same message
     if function_url is not None:
         route["function_url"] = function_url
+    if web_function is not None:
+        route["web_function"] = web_function
     data: dict[str, object] = {"routes": [route]}
     if listen is not None:
         data["listen"] = listen

@@ -43,7 +43,8 @@ from proxy.model import (
 UPSTREAM_EXAMPLE = "https://d111111abcdef8.cloudfront.net"
 
 _ROUTE_KEYS = (
-    *("name", "path_prefix", "upstream", "mode", "function_url", "sign", "methods", "host"),
+    *("name", "path_prefix", "upstream", "mode", "function_url", "web_function", "sign"),
+    *("methods", "host"),
     *("strip_prefix", "headers", "max_body", "timeouts", "credentials", "inbound"),
     *("rate_limit", "max_concurrent", "max_connections", "retries", "probe"),
     *("allowed_origins", "allow_encoded_slashes"),
@@ -99,7 +100,9 @@ def _parse_route(value: object, *, path: str, credential_names: Sequence[str]) -
     check_probe(route, path=join(path, "probe"))
     if route.mode == "iam" and route.signing is None:
         raise ConfigError(
-            path, "mode iam needs function_url or sign (the host the signature is computed for)"
+            path,
+            "mode iam needs function_url or sign (the host the signature is computed for), "
+            "or web_function",
         )
     return route
 

@@ -9,9 +9,11 @@ query that go on the wire.
 
 from __future__ import annotations
 
+from typing import Any
+
 from multidict import CIMultiDict, MultiMapping
 
-from proxy.core import sigv4
+from proxy.core import sigv4, sigv4a
 from proxy.core.credentials import Credentials
 from proxy.core.headers import request_headers
 from proxy.model import Route, SigningTarget
@@ -39,16 +41,19 @@ def sign(
     payload_hash: str,
     amz_date: str,
 ) -> sigv4.Signature:
-    """Sign for ``target`` with one credentials snapshot and set what the signature needs in
-    ``headers`` (X-Amz-Date, the session token, Authorization). Signed again for every
+    """Sign for ``target`` (SigV4, or SigV4a) with one credentials snapshot and set what the
+    signature needs in ``headers`` (X-Amz-Date, the region set, the session token,
+    Authorization). Signed again for every
     attempt: a token an earlier attempt's credentials left is removed."""
-    signature, sent = sigv4.sign_minimal(
+    # SigV4 signs for one region; SigV4a (ECDSA P-256) for the region set in target.region.
+    signer = sigv4a.sign_minimal if target.algorithm == "sigv4a" else _sigv4
+    signature, sent = signer(
         method=method,
         path=path,
         query=query,
         payload_hash=payload_hash,
         host=target.host,
-        region=target.region,
+        region_set=target.region,
         service=target.service,
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
@@ -59,6 +64,11 @@ def sign(
         headers.popall("x-amz-security-token", None)
     headers.update(sent)
     return signature
+
+
+def _sigv4(*, region_set: str, **signed: Any) -> tuple[sigv4.Signature, dict[str, str]]:
+    """``sigv4.sign_minimal`` called as ``sigv4a``'s: for SigV4 the region is one region."""
+    return sigv4.sign_minimal(region=region_set, **signed)
 
 
 def request_target(path: str, query: str) -> str:

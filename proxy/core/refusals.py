@@ -8,16 +8,35 @@ CloudFront's own reply), what each kind implies, and the one line a user can act
 from __future__ import annotations
 
 import json
+import shlex
 from enum import Enum, auto
 from typing import assert_never
 
+from proxy.core.endpoints import is_web_function_host, web_function_region
 from proxy.model import Route
 
 # Shared with `signing-proxy check`, which says the same things at more length.
+# Function URLs created since October 2025 need both grants; AWS gave older ones until
+# 2026-11-01 to add the second. That date has passed: a denial now most likely means that the
+# second grant is missing.
+INVOKE_VIA_URL_DEADLINE = "2026-11-01"
 PERMISSIONS = (
-    "lambda:InvokeFunctionUrl on the function, and lambda:InvokeFunction too for function "
-    "URLs created since October 2025"
+    "lambda:InvokeFunctionUrl and lambda:InvokeFunction (with the condition "
+    f"lambda:InvokedViaFunctionUrl) on the function, both for every function URL since "
+    f"{INVOKE_VIA_URL_DEADLINE}"
 )
+LIKELY_MISSING = (
+    "lambda:InvokeFunction with the condition lambda:InvokedViaFunctionUrl, which AWS gave "
+    f"function URLs until {INVOKE_VIA_URL_DEADLINE} to grant besides lambda:InvokeFunctionUrl"
+)
+# Placeholders in the commands and policies printed: what a host does not tell.
+FUNCTION_NAME = "FN"
+ENDPOINT_NAME = "ENDPOINT"
+ACCOUNT = "ACCOUNT"
+DISTRIBUTION_ARN = f"arn:aws:cloudfront::{ACCOUNT}:distribution/DISTRIBUTION_ID"
+# Lambda Web Function endpoints (GA 2026-10-01) are invoked with their own action, on the
+# endpoint's ARN, and granted in the identity's policy or the Web Function's resource policy.
+WEB_FUNCTION_ACTION = "lambda:InvokeWebFunctionEndpoint"
 ORIGIN_REQUEST_POLICY = (
     "CloudFront: use the origin request policy AllViewerExceptHostHeader "
     "(b689b0a8-53d0-40ab-baf2-68738e2966ac), not AllViewer: the function URL must receive its "
@@ -178,11 +197,7 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
                 "(origin request policy AllViewerExceptHostHeader)"
             )
         case Refusal.ACCESS_DENIED:
-            return (
-                f"the signature is valid but credential set {route.credentials!r} may not invoke "
-                f"the function: it needs {PERMISSIONS} (`signing-proxy check --route "
-                f"{route.name}` prints the add-permission commands)"
-            )
+            return _denied(route)
         case Refusal.UNKNOWN_CREDENTIALS:
             return (
                 f"AWS does not recognise the access key or session token of credential set "
@@ -195,6 +210,126 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
             return f"{error_name(error_type)}: {message_of(body) or 'no message'}"
         case _:
             assert_never(refusal)
+
+
+def web_function_endpoint_arn(host: str) -> str:
+    """The ARN to grant lambda:InvokeWebFunctionEndpoint on for the endpoint at ``host``, with
+    placeholders for what a host does not tell: the function's name, the endpoint's name and
+    the account; and the region for a global endpoint (the function's home region)."""
+    region = web_function_region(host) or "REGION"
+    return (
+        f"arn:aws:lambda:{region}:{ACCOUNT}:web-function/{FUNCTION_NAME}/endpoint/{ENDPOINT_NAME}"
+    )
+
+
+def web_function_arn(host: str) -> str:
+    """The Web Function's own ARN (what its resource policy is attached to) for ``host``."""
+    return web_function_endpoint_arn(host).partition("/endpoint/")[0]
+
+
+def web_function_statement(principal: str, host: str) -> dict[str, object]:
+    """A resource-policy statement that lets ``principal`` (an IAM ARN, or
+    cloudfront.amazonaws.com, then only for one distribution) invoke the endpoint at ``host``."""
+    statement: dict[str, object] = {
+        "Sid": "signing-proxy-invoke-endpoint",
+        "Effect": "Allow",
+        "Principal": {"Service": principal}
+        if principal.endswith(".amazonaws.com")
+        else {"AWS": principal},
+        "Action": WEB_FUNCTION_ACTION,
+        "Resource": web_function_endpoint_arn(host),
+    }
+    if principal == "cloudfront.amazonaws.com":
+        statement["Condition"] = {"ArnLike": {"AWS:SourceArn": DISTRIBUTION_ARN}}
+    return statement
+
+
+def invoke_via_url_command(
+    principal: str, *, region: str | None = None, source_arn: str | None = None
+) -> list[str]:
+    """``aws lambda add-permission`` granting lambda:InvokeFunction through the function URL
+    only (the grant function URLs need since 2026-11-01), as its words."""
+    command = ["aws", "lambda", "add-permission", "--function-name", FUNCTION_NAME]
+    command += ["--region", region] if region else []
+    command += ["--statement-id", "invoke-via-url", "--action", "lambda:InvokeFunction"]
+    command += ["--principal", principal, *(["--source-arn", source_arn] if source_arn else [])]
+    return [*command, "--invoked-via-function-url"]
+
+
+def signing_region(route: Route) -> str | None:
+    """The one region a route signs for, for the CLI's --region; None for a SigV4a region set."""
+    signing = route.signing
+    return signing.region if signing and signing.algorithm == "sigv4" else None
+
+
+def endpoint_host(route: Route) -> str:
+    """The host a route's requests are meant for: its signing host, else its upstream's."""
+    return route.signing.host if route.signing else route.upstream.host
+
+
+def _denied(route: Route) -> str:
+    """An AccessDeniedException: what the function URL or Web Function endpoint lacks."""
+    host = endpoint_host(route)
+    check = f"`signing-proxy check --route {route.name}`"
+    if is_web_function_host(host):
+        return _denied_web_function(route, host, check)
+    region = signing_region(route)
+    if route.mode == "none":
+        public = shlex.join(invoke_via_url_command("*", region=region))
+        return (
+            f"the function URL refused the unsigned request (route {route.name} has mode none): "
+            f"if its auth type is NONE, it most likely lacks {LIKELY_MISSING}. Add it for "
+            f"everyone: `{public}`; if its auth type is AWS_IAM, set mode: iam (the proxy "
+            "signs) or mode: oac (CloudFront signs)"
+        )
+    if route.mode == "oac":
+        who = "CloudFront's origin access control"
+        principal = "cloudfront.amazonaws.com"
+        command = invoke_via_url_command(principal, region=region, source_arn=DISTRIBUTION_ARN)
+    else:
+        who = f"credential set {route.credentials!r}"
+        principal = f"ARN_OF_CREDENTIAL_SET_{route.credentials.upper()}"
+        command = invoke_via_url_command(principal, region=region)
+    return (
+        f"the signature is valid but {who} may not invoke the function: it most likely lacks "
+        f"{LIKELY_MISSING} (every function URL needs both since then). Add it: "
+        f"`{shlex.join(command)}`; {check} prints both add-permission commands, for the "
+        "identity that signed"
+    )
+
+
+def _denied_web_function(route: Route, host: str, check: str) -> str:
+    arn = web_function_endpoint_arn(host)
+    placeholders = (
+        f"{FUNCTION_NAME}, {ENDPOINT_NAME} and {ACCOUNT} stand for the function's name, the "
+        "endpoint's name and the function's account"
+    )
+    if web_function_region(host) is None:
+        placeholders += ", REGION for its home region"
+    places = (
+        f"in the Web Function's resource policy (aws lambda-web put-resource-policy on "
+        f"{web_function_arn(host)}, a statement whose Resource is the endpoint's ARN)"
+    )
+    if route.mode == "none":
+        return (
+            f"the Web Function endpoint {host} refused the unsigned request (route "
+            f"{route.name} has mode none): its auth type is IamAuth; set mode: iam (the proxy "
+            "signs) or mode: oac (CloudFront signs)"
+        )
+    if route.mode == "oac":
+        return (
+            f"CloudFront's origin access control may not invoke the Web Function endpoint "
+            f"{host}: allow cloudfront.amazonaws.com {WEB_FUNCTION_ACTION} (not "
+            f"lambda:InvokeFunctionUrl, a function URL's action) on {arn} {places}, with the "
+            f"condition AWS:SourceArn {DISTRIBUTION_ARN}; {check} prints the statement"
+        )
+    return (
+        f"the signature is valid but credential set {route.credentials!r} may not invoke the "
+        f"Web Function endpoint {host}: it needs {WEB_FUNCTION_ACTION} on {arn}, not "
+        "lambda:InvokeFunctionUrl (a function URL's action). Grant it in the identity's "
+        f"IAM policy, or {places}; a caller from another account needs both. {placeholders}; "
+        f"{check} prints the statement"
+    )
 
 
 def message_of(body: bytes) -> str:

@@ -3,7 +3,10 @@
 The request target is normalised once, here (RFC 3986 §6.2.2: unreserved characters decoded,
 escapes upper-cased, dot segments resolved, ``//`` collapsed), and that one form is used to
 match routes, to send upstream and to sign. A route therefore cannot be bypassed with
-``/%61dmin`` or ``/public/../admin``, and what is signed is byte for byte what is sent.
+``/%61dmin`` or ``/public/../admin``, and what is signed is byte for byte what is sent. The
+query goes upstream in the encoding SigV4 signs (each name and value decoded and re-encoded
+strictly, in the client's order), so a verifier that canonicalises the received query without
+re-encoding it computes the same signature.
 
 What normalising cannot settle is refused instead: an encoded ``/`` or ``\\`` (``%2F``,
 ``%5C``) leaves a segment that the function's framework may decode into a path another route
@@ -18,6 +21,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import quote, unquote_to_bytes
 
 from proxy.core.front_door import host_name
 from proxy.core.sigv4 import remove_dot_segments
@@ -26,12 +30,16 @@ from proxy.model import METHODS, Route
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _PATH_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@/")  # RFC 3986 pchar and "/"
-_QUERY_SAFE = _PATH_SAFE | frozenset("?")
 _HEX = frozenset(string.hexdigits)
 
 # Targets made only of safe characters, without escapes or dot segments, need no work.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
-_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
+# A query already in the signed encoding: non-empty parts, each ``name``, ``name=value`` or
+# ``=value``, of unreserved characters only (most queries; they are sent untouched).
+_SIGNED_PART = r"(?:[A-Za-z0-9\-._~]+(?:=[A-Za-z0-9\-._~]*)?|=[A-Za-z0-9\-._~]*)"
+_SIGNED_QUERY = re.compile(rf"(?:{_SIGNED_PART}(?:&{_SIGNED_PART})*)?")
+_UNRESERVED_RUN = re.compile(r"[A-Za-z0-9\-._~]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # In a normalised path (escapes upper-cased, a raw backslash already encoded as %5C).
 _ENCODED_SLASH = re.compile(r"%(?:2F|5C)")
 # What a route without methods: takes; any other method must be named by the route.
@@ -117,7 +125,7 @@ def split_target(target: str) -> tuple[str, str]:
 def normalize_path(path: str) -> str:
     """Percent-encoding normalised, dot segments resolved, empty segments collapsed."""
     if not (_PLAIN_PATH.fullmatch(path) and "//" not in path and "/." not in path):
-        path = remove_dot_segments(_normalize_escapes(path, _PATH_SAFE, normalize=True))
+        path = remove_dot_segments(_normalize_escapes(path, _PATH_SAFE))
         if "%00" in path:
             # Frameworks and file systems end a string there: what the function acts on
             # would not be what was routed and signed.
@@ -126,15 +134,52 @@ def normalize_path(path: str) -> str:
 
 
 def _normalize_query(query: str) -> str:
-    # The query keeps the client's escapes: servers decode them, and SigV4 canonicalises anyway.
-    if _PLAIN_QUERY.fullmatch(query) and "%" not in query:
+    """The query in the encoding SigV4 signs, parameters in the client's order (not sorted).
+
+    sigv4.canonical_query decodes each name and value and re-encodes it strictly, but a verifier
+    may canonicalise the query as it arrives, without re-encoding (botocore given a raw URL, as
+    in moto's server): a client's ``!``, ``%7e`` or ``%2f`` would be signed one way and checked
+    another. Sent in the signed encoding, each name and value still decodes to what the client
+    sent. A bare name (``?flag``) stays bare: every verifier reads it as ``flag=``, and some
+    frameworks (Rack) tell it apart from ``flag=``. Empty parts (``a&&b``, a trailing ``&``)
+    carry no parameter and are dropped: SigV4 skips them, a raw verifier would sign ``=``.
+    """
+    if _SIGNED_QUERY.fullmatch(query):
         return query
-    return _normalize_escapes(query, _QUERY_SAFE, normalize=False)
+    parts: list[str] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, equals, value = part.partition("=")
+        # Split on the first "=" only: an "=" inside the value is sent as %3D.
+        parts.append(_signed_component(name) + (equals and "=" + _signed_component(value)))
+    return "&".join(parts)
 
 
-def _normalize_escapes(text: str, safe: frozenset[str], *, normalize: bool) -> str:
-    """Percent-encode what may not be on the wire; with ``normalize``, also decode escaped
-    unreserved characters and upper-case the rest (RFC 3986 §6.2.2.1-2)."""
+def _signed_component(text: str) -> str:
+    """A query name or value decoded and re-encoded with only ``A-Za-z0-9-._~`` bare.
+
+    A raw ``+`` is a literal plus and goes out as ``%2B``: RFC 3986 and SigV4 percent-decode,
+    they do not form-decode (where ``+`` is a space), and AWS canonicalises a raw ``+`` as
+    ``%2B``, as sigv4.canonical_query does. A space is ``%20``; other characters, UTF-8.
+    """
+    if _UNRESERVED_RUN.fullmatch(text):
+        return text
+    if bad := _BAD_ESCAPE.search(text):
+        raise _bad_escape(text[bad.start() : bad.start() + 3])
+    return quote(unquote_to_bytes(text.encode("utf-8", "surrogatepass")), safe="")
+
+
+def _bad_escape(near: str) -> BadRequestError:
+    return BadRequestError(
+        f"the request target has a '%' not followed by two hex digits near {near!r}; "
+        "encode a literal percent sign as %25"
+    )
+
+
+def _normalize_escapes(text: str, safe: frozenset[str]) -> str:
+    """Percent-encode what may not be on the wire, decode escaped unreserved characters and
+    upper-case the other escapes (RFC 3986 §6.2.2.1-2)."""
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -142,14 +187,9 @@ def _normalize_escapes(text: str, safe: frozenset[str], *, normalize: bool) -> s
         if char == "%":
             hex_digits = text[i + 1 : i + 3]
             if len(hex_digits) != 2 or not set(hex_digits) <= _HEX:
-                raise BadRequestError(
-                    f"the request target has a '%' not followed by two hex digits near "
-                    f"{text[i : i + 3]!r}; encode a literal percent sign as %25"
-                )
+                raise _bad_escape(text[i : i + 3])
             decoded = chr(int(hex_digits, 16))
-            if not normalize:
-                out.append("%" + hex_digits)
-            elif decoded in _UNRESERVED:
+            if decoded in _UNRESERVED:
                 out.append(decoded)
             else:
                 out.append("%" + hex_digits.upper())

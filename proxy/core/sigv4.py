@@ -63,20 +63,37 @@ def sign(
     ``path`` and ``query`` are the wire form (still percent-encoded, no ``?``). ``normalize``
     resolves dot segments and empty segments as every service but S3 does.
     """
-    canonical_headers, signed_headers = _canonical_headers(headers)
-    canonical_request = "\n".join(
-        (
-            method,
-            canonical_uri(path, normalize=normalize),
-            canonical_query(query),
-            canonical_headers,
-            signed_headers,
-            payload_hash,
-        )
+    canonical_request, signed_headers = canonical(
+        method, path, query, headers, payload_hash, normalize=normalize
     )
     return _finish(
         canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
     )
+
+
+def canonical(
+    method: str,
+    path: str,
+    query: str,
+    headers: Iterable[tuple[str, str]],
+    payload_hash: str,
+    *,
+    normalize: bool = True,
+) -> tuple[str, str]:
+    """The canonical request over exactly ``headers``, and its signed-headers list: the same
+    for SigV4 and SigV4a."""
+    header_lines, signed_headers = canonical_headers(headers)
+    request = "\n".join(
+        (
+            method,
+            canonical_uri(path, normalize=normalize),
+            canonical_query(query),
+            header_lines,
+            signed_headers,
+            payload_hash,
+        )
+    )
+    return request, signed_headers
 
 
 def _finish(
@@ -126,17 +143,17 @@ def sign_minimal(
     """
     sent = {"x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
     # Already in canonical order (sorted by name), one value each.
-    canonical_headers = (
-        f"host:{_trim(host)}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n"
+    header_lines = (
+        f"host:{trim(host)}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n"
     )
     signed_headers = "host;x-amz-content-sha256;x-amz-date"
     if token:
         sent["x-amz-security-token"] = token
-        canonical_headers += f"x-amz-security-token:{_trim(token)}\n"
+        header_lines += f"x-amz-security-token:{trim(token)}\n"
         signed_headers += ";x-amz-security-token"
     canonical_request = (
         f"{method}\n{canonical_uri(path)}\n{canonical_query(query)}\n"
-        f"{canonical_headers}\n{signed_headers}\n{payload_hash}"
+        f"{header_lines}\n{signed_headers}\n{payload_hash}"
     )
     signature = _finish(
         canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
@@ -145,7 +162,8 @@ def sign_minimal(
     return signature, sent
 
 
-def _trim(value: str) -> str:
+def trim(value: str) -> str:
+    """A header value as it is signed: runs of spaces and tabs folded to one, ends trimmed."""
     return " ".join(value.split()) if " " in value or "\t" in value else value
 
 
@@ -222,7 +240,8 @@ def _canonical_component(component: str) -> str:
     return quote(unquote_to_bytes(component), safe="")
 
 
-def _canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical header lines (each ending in a newline) and the signed-headers list."""
     merged: dict[str, list[str]] = {}
     for name, value in headers:
         # Trim and fold runs of whitespace; repeated headers join with a comma.

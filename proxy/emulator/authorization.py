@@ -1,4 +1,5 @@
-"""Parse a SigV4 Authorization header and judge its scope and date, with AWS's own messages.
+"""Parse a SigV4 (or SigV4a) Authorization header and judge its scope and date, with AWS's own
+messages.
 
 Each check returns None when it passes, or the message AWS would send; the caller picks the
 error type. Pure: the clock is passed in.
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 __all__ = [
     "ALGORITHM",
     "AMZ_DATE_FORMAT",
+    "ASYMMETRIC_ALGORITHM",
     "MAX_SKEW",
     "ParsedAuthorization",
     "check_scope",
@@ -22,6 +24,8 @@ __all__ = [
 ]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+# SigV4a: ECDSA P-256 over SHA-256; its credential scope names no region.
+ASYMMETRIC_ALGORITHM = "AWS4-ECDSA-P256-SHA256"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_SKEW = timedelta(minutes=5)
 
@@ -30,22 +34,29 @@ _AMZ_DATE_RE = re.compile(r"\d{8}T\d{6}Z")
 
 @dataclass(frozen=True, slots=True)
 class ParsedAuthorization:
-    """The parts of ``AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``."""
+    """The parts of ``AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``.
 
+    ``scope_region`` is None for SigV4a, whose scope is ``keyid/date/service/aws4_request``.
+    """
+
+    algorithm: str
     access_key_id: str
     scope_date: str
-    scope_region: str
+    scope_region: str | None
     scope_service: str
     terminator: str
     signed_headers: tuple[str, ...]
     signature: str
 
 
-def parse_authorization(value: str) -> ParsedAuthorization | str:
-    """The parsed header, or the IncompleteSignatureException message for a malformed one."""
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != ALGORITHM:
-        return f"Unsupported AWS 'algorithm': '{algorithm}'. Expected '{ALGORITHM}'."
+def parse_authorization(value: str, *, algorithm: str = ALGORITHM) -> ParsedAuthorization | str:
+    """The parsed header, or the IncompleteSignatureException message for a malformed one.
+
+    ``algorithm`` is the one expected: ALGORITHM, or ASYMMETRIC_ALGORITHM for SigV4a.
+    """
+    given, _, rest = value.strip().partition(" ")
+    if given != algorithm:
+        return f"Unsupported AWS 'algorithm': '{given}'. Expected '{algorithm}'."
     params: dict[str, str] = {}
     for part in rest.split(","):
         name, sep, param = part.strip().partition("=")
@@ -61,17 +72,19 @@ def parse_authorization(value: str) -> ParsedAuthorization | str:
 
     credential = params["Credential"]
     scope = credential.split("/")
-    if len(scope) != 5:
-        return (
-            "Credential must have exactly 5 slash-delimited elements, "
-            f"e.g. keyid/date/region/service/term, got '{credential}'"
-        )
+    regional = algorithm == ALGORITHM
+    if len(scope) != (5 if regional else 4):
+        shape = "5 slash-delimited elements, e.g. keyid/date/region/service/term"
+        if not regional:
+            shape = "4 slash-delimited elements, e.g. keyid/date/service/term"
+        return f"Credential must have exactly {shape}, got '{credential}'"
     names = (name.strip().lower() for name in params["SignedHeaders"].split(";"))
-    access_key_id, scope_date, scope_region, scope_service, terminator = scope
+    access_key_id, scope_date, *scope_region, scope_service, terminator = scope
     return ParsedAuthorization(
+        algorithm=algorithm,
         access_key_id=access_key_id,
         scope_date=scope_date,
-        scope_region=scope_region,
+        scope_region=scope_region[0] if scope_region else None,
         scope_service=scope_service,
         terminator=terminator,
         signed_headers=tuple(name for name in names if name),
@@ -93,9 +106,12 @@ def parse_amz_date(value: str) -> datetime | str:
 
 
 def check_scope(
-    parsed: ParsedAuthorization, *, amz_date: str, region: str, service: str
+    parsed: ParsedAuthorization, *, amz_date: str, region: str | None, service: str
 ) -> str | None:
-    """The InvalidSignatureException message when the credential scope is wrong, else None."""
+    """The InvalidSignatureException message when the credential scope is wrong, else None.
+
+    A SigV4a scope names no region (its region set is checked elsewhere): pass ``region=None``.
+    """
     if parsed.terminator != "aws4_request":
         return (
             "Credential should be scoped with a valid terminator: 'aws4_request', "

@@ -35,6 +35,8 @@ class EchoedRequest:
     body_length: int
     access_key_id: str | None
     role_arn: str | None = None  # the role whose STS-issued keys signed, when known
+    algorithm: str | None = None  # AWS4-HMAC-SHA256, or AWS4-ECDSA-P256-SHA256 for SigV4a
+    region_set: str | None = None  # the X-Amz-Region-Set a SigV4a signature covered
 
 
 def lambda_error(status: int, error_type: str, message: str, request_id: str) -> web.Response:
@@ -68,6 +70,8 @@ async def answer(
             "body_length": echoed.body_length,
             "access_key_id": echoed.access_key_id,
             "role_arn": echoed.role_arn,
+            "algorithm": echoed.algorithm,
+            "region_set": echoed.region_set,
         },
         headers={"x-amzn-RequestId": echoed.request_id},
     )

@@ -1,7 +1,8 @@
 """A fake Lambda function URL (auth type AWS_IAM): reads the body and judges it like Lambda.
 
 Its replies are dated by its clock, as AWS's carry AWS's time; identities listed in ``denied``
-sign validly but are refused, as Lambda refuses one its policies do not allow.
+sign validly but are refused, as Lambda refuses one its policies do not allow. Given a Web
+Function endpoint host (``web_function.py``) it judges as that endpoint does instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from proxy.emulator.judge import UNSIGNED_PAYLOAD_MESSAGE, judge
 from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, MotoIssuedKeys, check_sts_url
 from proxy.emulator.streams import read_capped
 from proxy.emulator.verify import INVALID_SIGNATURE, Key, Verdict
+from proxy.emulator.web_function import (
+    DEFAULT_SERVING_REGION,
+    WebFunctionEndpoint,
+    web_function_endpoint,
+)
 
 __all__ = [
     "BODY_READ_TIMEOUT",
@@ -48,7 +54,16 @@ _SIGNATURE_VALUE_RE = re.compile(r"(Signature=)[^,\s]*")
 
 
 def region_from_host(host: str) -> str:
-    """The region named in a function-URL host ``<id>.lambda-url.<region>.on.aws``."""
+    """The region named in a function-URL host ``<id>.lambda-url.<region>.on.aws`` or a
+    regional Web Function endpoint ``<id>.<shard>.lambda-web.<region>.on.aws``."""
+    endpoint = web_function_endpoint(host)
+    if endpoint is not None and endpoint.region is not None:
+        return endpoint.region
+    if endpoint is not None:
+        raise ValueError(
+            f"host {host!r} is a multi-region Lambda Web Function endpoint, which names no "
+            "region; pass region= (the region that serves it) explicitly"
+        )
     match = _FUNCTION_HOST_RE.fullmatch(host.lower())
     if match is None:
         raise ValueError(
@@ -83,6 +98,8 @@ class FunctionConfig:
     """Everything the fake function needs to judge a request.
 
     ``keys`` and ``denied`` are the caller's own objects, read on every request, never copies.
+    ``web_function`` is set when the host is a Web Function endpoint's; ``region`` is then the
+    region that serves it.
     """
 
     host: str
@@ -90,6 +107,7 @@ class FunctionConfig:
     keys: Mapping[str, Key]
     clock: Callable[[], datetime]
     denied: Container[str] = ()
+    web_function: WebFunctionEndpoint | None = None
 
 
 FUNCTION_CONFIG = web.AppKey("function_config", FunctionConfig)
@@ -124,16 +142,25 @@ def create_function_app(
     (consulted live; ``"*"`` denies everyone) gets AccessDeniedException. Serve it with
     ``web.AppRunner(app, auto_decompress=False)`` (as ``Emulator`` does) so a compressed body
     is hashed as sent.
+
+    A Web Function endpoint host (``<id>.<shard>.lambda-web.<region>.on.aws``, or the
+    multi-region ``<id>.lambda-web.global.on.aws``, which serves in ``region``, default
+    us-east-1) is judged by that endpoint's rules.
     """
     host = function_host.lower()
+    endpoint = web_function_endpoint(host)
+    if region is None:
+        global_endpoint = endpoint is not None and endpoint.is_global
+        region = DEFAULT_SERVING_REGION if global_endpoint else region_from_host(host)
     app = web.Application()  # the body cap is enforced while reading, as Lambda's 413
     checked_sts_url = None if sts_url is None else check_sts_url(sts_url)
     app[FUNCTION_CONFIG] = FunctionConfig(
         host=host,
-        region=region or region_from_host(host),
+        region=region,
         keys=keys,
         clock=clock or _utc_now,
         denied=denied,
+        web_function=endpoint,
     )
     app.on_response_prepare.append(dated_by(app[FUNCTION_CONFIG].clock))
     app[SEEN_REQUESTS] = requests if requests is not None else collections.deque(maxlen=KEEP_SEEN)
@@ -195,6 +222,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             issued=request.app.get(ISSUED_KEYS),
             clock=config.clock,
             denied=config.denied,
+            web_function=config.web_function,
         )
         verdict, role_arn = judgement.verdict, judgement.role_arn
     seen = SeenRequest(
@@ -220,6 +248,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         body_length=len(body),
         access_key_id=verdict.access_key_id,
         role_arn=role_arn,
+        algorithm=verdict.algorithm,
+        region_set=verdict.region_set,
     )
     return await answer(request, echoed, on_stream_event=seen.count_stream_event)
 

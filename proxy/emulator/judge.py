@@ -3,6 +3,8 @@
 The keys the function was given are checked first; a key id they do not hold is looked up
 among the credentials the local STS issued, when there is one. A valid signature is then
 authorised: an identity in ``denied`` is refused as Lambda refuses one without permission.
+A Web Function endpoint is judged by its own rules: SigV4a (only SigV4a when multi-region),
+x-amz-content-sha256 on every request, lambda:InvokeWebFunctionEndpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from proxy.emulator.authorization import ASYMMETRIC_ALGORITHM
 from proxy.emulator.key_lookup import MotoIssuedKeys, StsUnreachableError, mask_key_id
+from proxy.emulator.sigv4a_verify import verify_sigv4a_request
 from proxy.emulator.verify import (
     ACCESS_DENIED,
     INVALID_SIGNATURE,
@@ -20,6 +24,11 @@ from proxy.emulator.verify import (
     Key,
     Verdict,
     verify_request,
+)
+from proxy.emulator.web_function import (
+    CONTENT_SHA256_REQUIRED_MESSAGE,
+    WebFunctionEndpoint,
+    denied_message,
 )
 
 __all__ = ["DENIED_MESSAGE", "DENY_ALL", "UNSIGNED_PAYLOAD_MESSAGE", "Judgement", "judge"]
@@ -60,11 +69,13 @@ async def judge(
     issued: MotoIssuedKeys | None,
     clock: Callable[[], datetime],
     denied: Container[str] = (),
+    web_function: WebFunctionEndpoint | None = None,
 ) -> Judgement:
     """Decide one request; ``headers`` as received, ``target`` the raw ``/path?query``.
 
     ``denied`` holds access key ids and role ARNs whose valid signatures are refused, or
-    DENY_ALL.
+    DENY_ALL. With ``web_function`` the request is judged as that Web Function endpoint
+    judges it; ``region`` is then the region that serves it (a SigV4a region set must cover it).
     """
     received_host = _first(headers, "host") or ""
     if received_host.lower() != function_host:
@@ -77,8 +88,12 @@ async def judge(
             )
         )
 
+    asymmetric = web_function is not None and (
+        web_function.is_global or _algorithm(headers) == ASYMMETRIC_ALGORITHM
+    )
+
     def verify(with_keys: Mapping[str, Key]) -> Verdict:
-        return verify_request(
+        return (verify_sigv4a_request if asymmetric else verify_request)(
             method=method,
             target=target,
             headers=headers,
@@ -107,22 +122,30 @@ async def judge(
         if found is not None:
             judgement = Judgement(verify({key_id: found.key}), role_arn=found.role_arn)
 
-    # Lambda refuses a body whose hash is not announced, whoever signed it (OAC in particular).
+    # Lambda refuses a body whose hash is not announced, whoever signed it (OAC in particular);
+    # a Web Function endpoint wants the header on every request, bodiless ones too.
     if (
         judgement.verdict.error_type != ACCESS_DENIED
-        and body
+        and (body or web_function is not None)
         and _first(headers, "x-amz-content-sha256") is None
     ):
-        verdict = _refuse(
-            INVALID_SIGNATURE,
-            UNSIGNED_PAYLOAD_MESSAGE,
-            access_key_id=judgement.verdict.access_key_id,
+        message = (
+            UNSIGNED_PAYLOAD_MESSAGE if web_function is None else CONTENT_SHA256_REQUIRED_MESSAGE
         )
+        verdict = _refuse(INVALID_SIGNATURE, message, access_key_id=judgement.verdict.access_key_id)
         return Judgement(verdict, role_arn=judgement.role_arn)
     if judgement.verdict.ok and _denied(denied, key_id, judgement.role_arn):
-        verdict = _refuse(ACCESS_DENIED, DENIED_MESSAGE, access_key_id=key_id)
+        message = DENIED_MESSAGE
+        if web_function is not None:
+            message = denied_message(judgement.role_arn or key_id or "anonymous", function_host)
+        verdict = _refuse(ACCESS_DENIED, message, access_key_id=key_id)
         return Judgement(verdict, role_arn=judgement.role_arn)
     return judgement
+
+
+def _algorithm(headers: Sequence[tuple[str, str]]) -> str:
+    """The first word of Authorization: the signing algorithm the client claims."""
+    return (_first(headers, "authorization") or "").strip().partition(" ")[0]
 
 
 def _denied(denied: Container[str], key_id: str | None, role_arn: str | None) -> bool:

@@ -14,6 +14,11 @@ off from this machine's (signatures expire; every reply's Date shows the skew), 
 ``denied`` (AccessDeniedException, as without lambda:InvokeFunctionUrl), and CloudFront's own
 403s (``restrictions``: WAF-blocked paths, a geographic restriction, allowed methods). A wrong
 region or signing host needs no setting: the function refuses them as Lambda does.
+
+Given a Lambda Web Function endpoint as ``function_host`` (regional
+``<id>.<shard>.lambda-web.<region>.on.aws`` or multi-region ``<id>.lambda-web.global.on.aws``),
+the origin is that endpoint: SigV4a verified (with ``sigv4a_verify.py``, only SigV4a for the
+multi-region one), x-amz-content-sha256 required on every request.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from proxy.emulator.function_url import (
 from proxy.emulator.key_lookup import STS_LOOKUP_TIMEOUT, LayeredKeys, check_sts_url
 from proxy.emulator.restrictions import Restrictions
 from proxy.emulator.verify import Key
+from proxy.emulator.web_function import DEFAULT_SERVING_REGION, web_function_endpoint
 
 DEFAULT_FUNCTION_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
 # How long close() lets in-flight requests (a slow /stream, say) finish before cutting them.
@@ -55,9 +61,11 @@ def generate_key() -> tuple[str, Key]:
 class Emulator:
     """Fake CloudFront and fake function URL, started together; use ``async with``.
 
-    ``region`` defaults to the one in ``function_host``; ``origin_read_timeout`` is how long
-    CloudFront waits for the next bytes from the function (CloudFront's default is 30 s).
-    With ``oac=True`` CloudFront signs with its own key, ``oac_access_key_id``.
+    ``region`` defaults to the one in ``function_host`` (for a multi-region Web Function
+    endpoint, which names none: the region that serves it, default us-east-1, which a SigV4a
+    region set must cover); ``origin_read_timeout`` is how long CloudFront waits for the next
+    bytes from the function (CloudFront's default is 30 s). With ``oac=True`` CloudFront signs
+    with its own key, ``oac_access_key_id`` (SigV4, so not before a multi-region endpoint).
 
     ``keys`` is read live (add to the mapping after start and the key is accepted). An access
     key id it does not hold is looked up among the credentials the moto server at ``sts_url``
@@ -87,7 +95,17 @@ class Emulator:
         restrictions: Restrictions | None = None,
     ) -> None:
         self.function_host = function_host.lower()
-        self.region = region or region_from_host(self.function_host)
+        # Set when the origin is a Lambda Web Function endpoint rather than a function URL.
+        self.web_function = web_function_endpoint(self.function_host)
+        if self.web_function is not None and self.web_function.is_global:
+            if oac:
+                raise ValueError(
+                    "CloudFront's origin access control signs with SigV4; the multi-region "
+                    f"endpoint {self.function_host} accepts only SigV4a"
+                )
+            self.region = region or DEFAULT_SERVING_REGION
+        else:
+            self.region = region or region_from_host(self.function_host)
         # The last KEEP_SEEN requests the function saw, oldest first.
         self.requests: collections.deque[SeenRequest] = collections.deque(maxlen=KEEP_SEEN)
         self.oac = oac

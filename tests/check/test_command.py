@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import ssl
@@ -19,11 +20,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
+from proxy.check.access import Signer
 from proxy.check.command import check
 from proxy.check.probe import ProbeReply
 from proxy.check.verdicts import verdict as judge
 from proxy.config.load import parse_config
 from proxy.emulator import Emulator, Key, Restrictions
+from proxy.emulator.judge import DENIED_MESSAGE
 from proxy.serve.upstream import forward_proxy
 from tests.processes import child_env, module_command, run
 from tests.stack import FUNCTION_URL, KEY, KEY_ID
@@ -410,3 +413,174 @@ def test_replies_cloudfront_made_itself(
     assert finding.headline == f"route orders: {method} / → {verdict}"
     assert any(f"fix: {line}".startswith(fix) for line in finding.fixes), finding.fixes
     assert "CloudFront request id: abc==" in finding.details
+
+
+WEB_HOST = "abc123xyz.a1.lambda-web.eu-central-1.on.aws"
+GLOBAL_HOST = "abc123xyz.lambda-web.global.on.aws"
+SIGNER_SETS = {"signer": {"role_arn": ROLE_ARN}}
+# What the emulator's function answers a valid signature it denies, as Lambda does.
+FORBIDDEN = json.dumps({"Message": DENIED_MESSAGE}).encode()
+
+
+def invoke_via_url(principal: str, indent: str) -> str:
+    """The lambda:InvokeFunction grant check prints, its lines continued after ``indent``."""
+    return (
+        "aws lambda add-permission --function-name FN --region eu-central-1 \\\n"
+        f"{indent}  --statement-id invoke-via-url --action lambda:InvokeFunction \\\n"
+        f"{indent}  --principal {principal} --invoked-via-function-url"
+    )
+
+
+async def test_a_denied_function_url_asks_first_for_the_invoke_via_url_grant(
+    local_sts: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After 2026-11-01 a denial most likely means lambda:InvokeFunction through the URL is
+    missing: check says so and prints that command first, then the InvokeFunctionUrl one."""
+    async with Emulator(keys={KEY_ID: KEY}, sts_url=local_sts, denied={ROLE_ARN}) as emulator:
+        config = document(
+            emulator.cloudfront_url, credentials="signer", credential_sets=SIGNER_SETS
+        )
+        code, out = await run_check(config, capsys)
+    assert code == 1, out
+    assert (
+        "    most likely missing: lambda:InvokeFunction with the condition "
+        "lambda:InvokedViaFunctionUrl, which AWS gave function URLs until 2026-11-01 to grant "
+        "besides lambda:InvokeFunctionUrl\n"
+    ) in out
+    assert (
+        "    fix: grant lambda:InvokeFunction through the function URL in the function's "
+        f"resource policy (FN: the function whose URL is {FUNCTION_URL}):\n"
+        "         " + invoke_via_url(ROLE_ARN, " " * 9) + "\n"
+        "    fix: and lambda:InvokeFunctionUrl, if the policy lacks it too:\n"
+        "         aws lambda add-permission --function-name FN --region eu-central-1 \\\n"
+    ) in out
+    assert "lambda:InvokeWebFunctionEndpoint" not in out
+
+
+async def test_a_denied_web_function_endpoint_gets_its_own_action_and_policy(
+    local_sts: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Web Function endpoint's denial names lambda:InvokeWebFunctionEndpoint on the endpoint's
+    ARN, as a resource-policy statement for the role and an IAM one: no add-permission."""
+    async with Emulator(
+        keys={KEY_ID: KEY},
+        function_host=WEB_HOST,
+        region="eu-central-1",
+        sts_url=local_sts,
+        denied={ROLE_ARN},
+    ) as emulator:
+        config = document(
+            emulator.cloudfront_url, credentials="signer", credential_sets=SIGNER_SETS
+        )
+        route = config["routes"][0]
+        del route["function_url"]
+        route["web_function"] = f"https://{WEB_HOST}"
+        code, out = await run_check(config, capsys)
+    assert code == 1, out
+    endpoint = "arn:aws:lambda:eu-central-1:ACCOUNT:web-function/FN/endpoint/ENDPOINT"
+    assert "403 AccessDeniedException: access denied" in out
+    assert "the identity may not invoke the Web Function endpoint" in out
+    assert f"needed: lambda:InvokeWebFunctionEndpoint on the endpoint's ARN {endpoint}" in out
+    assert "inferred, not stated by AWS's pages: that put-resource-policy replaces" in out
+    assert (
+        "         aws lambda-web put-resource-policy \\\n"
+        "           --region eu-central-1 --resource-arn "
+        "arn:aws:lambda:eu-central-1:ACCOUNT:web-function/FN \\\n"
+        '           --policy \'{"Version":"2012-10-17","Statement":[{"Sid":'
+        '"signing-proxy-invoke-endpoint","Effect":"Allow","Principal":{"AWS":'
+        f'"{ROLE_ARN}"}},"Action":"lambda:InvokeWebFunctionEndpoint","Resource":"{endpoint}"}}]}}\'\n'
+    ) in out
+    assert f"in the IAM policy of {ROLE_ARN}:" in out
+    assert "add-permission" not in out
+    assert "InvokeFunctionUrl," not in out
+
+
+# What a Web Function endpoint answers a valid signature it denies (as the emulator words it).
+WEB_FORBIDDEN = json.dumps(
+    {
+        "Message": f"User: {ROLE_ARN}/session is not authorized to perform: "
+        f"lambda:InvokeWebFunctionEndpoint on resource: {GLOBAL_HOST} because no identity-based "
+        "or resource-based policy allows the lambda:InvokeWebFunctionEndpoint action"
+    }
+).encode()
+
+
+def _denied_reply(body: bytes = FORBIDDEN) -> ProbeReply:
+    return ProbeReply(
+        method="GET",
+        target="/",
+        status=403,
+        headers=CIMultiDict(
+            {"x-amzn-RequestId": "8f5c…", "x-amzn-ErrorType": "AccessDeniedException"}
+        ),
+        body=body,
+        skew=0.0,
+        canonical_request=None,
+    )
+
+
+@pytest.mark.parametrize("mode", ["iam", "oac"])
+def test_a_global_web_function_endpoint_leaves_its_region_to_fill_in(mode: str) -> None:
+    """A global endpoint's host names no region: the ARN and the CLI take REGION (the home
+    region, inferred); through CloudFront the grant is for its distribution, with the opt-in
+    Region caveat."""
+    fields = {"web_function": f"https://{GLOBAL_HOST}", "mode": mode}
+    config = document(f"https://{CLOUDFRONT_HOST}", credentials="signer", **fields)
+    del config["routes"][0]["function_url"]
+    config["credentials"] = SIGNER_SETS
+    route = parse_config(config).routes[0]
+    signer = Signer("signer", ROLE_ARN, f"{ROLE_ARN}/session", "refresh the role")
+    finding = judge(route, _denied_reply(WEB_FORBIDDEN), signer if mode == "iam" else None)
+    shown = "\n".join((*finding.details, *finding.fixes))
+    assert finding.headline == "route orders: GET / → 403 AccessDeniedException: access denied"
+    assert "arn:aws:lambda:REGION:ACCOUNT:web-function/FN/endpoint/ENDPOINT" in shown
+    assert "--region REGION --resource-arn arn:aws:lambda:REGION:ACCOUNT:web-function/FN" in shown
+    assert "REGION: the function's home region" in shown
+    assert "that a global endpoint's ARN names the function's home region" in shown
+    assert "add-permission" not in shown
+    if mode == "oac":
+        assert '"Principal":{"Service":"cloudfront.amazonaws.com"}' in shown
+        assert '"AWS:SourceArn":"arn:aws:cloudfront::ACCOUNT:distribution/DISTRIBUTION_ID"' in shown
+        assert "global endpoint that routes to an opt-in Region" in shown
+    else:
+        assert f'"Principal":{{"AWS":"{ROLE_ARN}"}}' in shown
+
+
+@pytest.mark.parametrize(
+    ("mode", "principal"),
+    [
+        (
+            "oac",
+            "cloudfront.amazonaws.com --source-arn "
+            "arn:aws:cloudfront::ACCOUNT:distribution/DISTRIBUTION_ID",
+        ),
+        ("none", "'*'"),
+    ],
+)
+def test_a_function_url_denied_to_cloudfront_or_to_everyone(mode: str, principal: str) -> None:
+    """Through OAC the grant is CloudFront's; unsigned (mode none), the URL's auth type is
+    AWS_IAM or NONE without the public grant: both fixes are printed."""
+    route = parse_config(document(f"https://{CLOUDFRONT_HOST}", mode=mode)).routes[0]
+    finding = judge(route, _denied_reply(), None)
+    fixes = "\n".join(finding.fixes)
+    assert invoke_via_url(principal, "") in fixes
+    assert "--action lambda:InvokeFunctionUrl" in fixes
+    if mode == "none":
+        assert fixes.startswith("set mode: iam and function_url on route orders")
+        assert "--principal '*' --function-url-auth-type NONE" in fixes
+    else:
+        assert any("most likely missing: lambda:InvokeFunction" in d for d in finding.details)
+
+
+async def test_a_global_web_function_endpoint_passes_signed_with_sigv4a(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """check probes a global endpoint as serve sends to it: SigV4a, which it accepts."""
+    async with Emulator(keys={KEY_ID: KEY}, function_host=GLOBAL_HOST) as emulator:
+        config = document(emulator.cloudfront_url)
+        route = config["routes"][0]
+        del route["function_url"]
+        route["web_function"] = f"https://{GLOBAL_HOST}"
+        code, out = await run_check(config, capsys)
+    assert code == 0, out
+    assert "✓ route orders: HEAD / → 200: signature accepted; the function answered 200" in out

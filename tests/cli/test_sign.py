@@ -105,3 +105,24 @@ def test_route_that_cannot_sign(tmp_path: Path, route: str, says: str) -> None:
     code, _, err = _sign("--config", str(config), "--route", route, "/x")
     assert code == 2
     assert says in err
+
+
+async def test_a_printed_sigv4a_request_verifies_at_a_global_web_function(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """`sign` signs a .lambda-web.global.on.aws URL with SigV4a, which the endpoint accepts."""
+    host = "abc123xyz.lambda-web.global.on.aws"
+    async with Emulator(keys={KEY_ID: KEY}, function_host=host) as emulator:
+        code, out, err = _sign("--json", "-X", "PUT", "-d", "x=1", f"https://{host}/items/7?a=b")
+        assert code == 0, err
+        printed = json.loads(out)
+        url = printed["url"].replace(f"https://{host}", emulator.cloudfront_url)
+        async with client.request(
+            printed["method"], url, headers=printed["headers"], data=b"x=1"
+        ) as response:
+            echoed = await response.json()
+    assert response.status == 200, echoed
+    assert echoed["verified"] is True
+    assert echoed["algorithm"] == "AWS4-ECDSA-P256-SHA256"
+    assert echoed["region_set"] == "*"
+    assert printed["headers"]["Authorization"].startswith("AWS4-ECDSA-P256-SHA256 Credential=")

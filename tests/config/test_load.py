@@ -1276,7 +1276,7 @@ def test_unknown_route_key_message_in_full() -> None:
         "routes[0].upstrem: unknown key (expected one of: allow_encoded_slashes, "
         "allowed_origins, credentials, function_url, headers, host, inbound, max_body, "
         "max_concurrent, max_connections, methods, mode, name, path_prefix, probe, rate_limit, "
-        "retries, sign, strip_prefix, timeouts, upstream); did you mean 'upstream'?"
+        "retries, sign, strip_prefix, timeouts, upstream, web_function); did you mean 'upstream'?"
     )
 
 

@@ -6,13 +6,18 @@ import json
 
 import pytest
 
+from proxy.config.load import parse_config
+from proxy.core.endpoints import is_global_web_function_host, is_web_function_host
 from proxy.core.refusals import (
     Refusal,
     before_function,
     classify,
     curable_by_fresh_credentials,
+    explain_403,
     is_time,
+    web_function_endpoint_arn,
 )
+from proxy.model import Route
 
 # Lambda appends a namespace to x-amzn-ErrorType now and then.
 NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
@@ -142,3 +147,116 @@ def test_nothing_is_no_refusal() -> None:
     assert not before_function(None)
     assert not curable_by_fresh_credentials(None)
     assert not is_time(None)
+
+
+WEB_HOST = "abc123xyz.a1.lambda-web.eu-central-1.on.aws"
+GLOBAL_HOST = "abc123xyz.lambda-web.global.on.aws"
+URL_HOST = "abc123xyz.lambda-url.eu-central-1.on.aws"
+
+
+@pytest.mark.parametrize(
+    ("host", "web", "global_"),
+    [
+        pytest.param(WEB_HOST, True, False, id="regional"),
+        pytest.param("abcd1234.lambda-web.us-west-2.on.aws", True, False, id="regional-one-label"),
+        pytest.param(GLOBAL_HOST, True, True, id="global"),
+        pytest.param("ABC123XYZ.Lambda-Web.Global.On.Aws.", True, True, id="case-and-final-dot"),
+        pytest.param(f"{WEB_HOST}:443", True, False, id="with-port"),
+        pytest.param(URL_HOST, False, False, id="function-url"),
+        pytest.param("d111111abcdef8.cloudfront.net", False, False, id="cloudfront"),
+        pytest.param("lambda-web.eu-central-1.on.aws", False, False, id="no-endpoint-id"),
+        pytest.param(f"{WEB_HOST}.example.com", False, False, id="suffix-elsewhere"),
+    ],
+)
+def test_web_function_hosts_are_recognised(host: str, web: bool, global_: bool) -> None:
+    """Regional and global Web Function endpoint hosts are told from function URLs and others."""
+    assert is_web_function_host(host) is web
+    assert is_global_web_function_host(host) is global_
+
+
+def test_a_web_function_endpoint_arn_names_what_the_host_tells() -> None:
+    """A regional host gives the ARN's region; a global one leaves it, like the names, a
+    placeholder."""
+    assert web_function_endpoint_arn(WEB_HOST) == (
+        "arn:aws:lambda:eu-central-1:ACCOUNT:web-function/FN/endpoint/ENDPOINT"
+    )
+    assert web_function_endpoint_arn(GLOBAL_HOST) == (
+        "arn:aws:lambda:REGION:ACCOUNT:web-function/FN/endpoint/ENDPOINT"
+    )
+
+
+def _route(**fields: object) -> Route:
+    route = {"name": "orders", "upstream": "https://d111111abcdef8.cloudfront.net", **fields}
+    return parse_config({"listen": "127.0.0.1:0", "routes": [route]}).routes[0]
+
+
+def _denial(route: Route) -> str:
+    return explain_403(route=route, error_type="AccessDeniedException", body=_body(FORBIDDEN))
+
+
+@pytest.mark.parametrize(
+    ("mode", "principal"),
+    [
+        ("iam", "ARN_OF_CREDENTIAL_SET_DEFAULT"),
+        (
+            "oac",
+            "cloudfront.amazonaws.com --source-arn "
+            "arn:aws:cloudfront::ACCOUNT:distribution/DISTRIBUTION_ID",
+        ),
+        ("none", "'*'"),
+    ],
+)
+def test_a_function_url_denial_names_the_invoke_via_url_grant(mode: str, principal: str) -> None:
+    """Since 2026-11-01 every function URL needs lambda:InvokeFunction through the URL: the
+    diagnosis says it is most likely what is missing and gives the command, for the identity,
+    CloudFront or (mode none, auth type NONE) everyone."""
+    explained = _denial(_route(function_url=f"https://{URL_HOST}", mode=mode))
+    assert "most likely lacks lambda:InvokeFunction with the condition " in explained
+    assert "lambda:InvokedViaFunctionUrl" in explained
+    assert "until 2026-11-01" in explained
+    assert (
+        "`aws lambda add-permission --function-name FN --region eu-central-1 --statement-id "
+        f"invoke-via-url --action lambda:InvokeFunction --principal {principal} "
+        "--invoked-via-function-url`"
+    ) in explained
+    assert "InvokeWebFunctionEndpoint" not in explained
+
+
+@pytest.mark.parametrize(
+    ("host", "arn"),
+    [
+        (WEB_HOST, "arn:aws:lambda:eu-central-1:ACCOUNT:web-function/FN/endpoint/ENDPOINT"),
+        (GLOBAL_HOST, "arn:aws:lambda:REGION:ACCOUNT:web-function/FN/endpoint/ENDPOINT"),
+    ],
+    ids=["regional", "global"],
+)
+def test_a_web_function_denial_names_its_own_action_on_the_endpoint(host: str, arn: str) -> None:
+    """A Web Function endpoint is granted lambda:InvokeWebFunctionEndpoint on its ARN, in the
+    identity's policy or the Web Function's: no add-permission for a function URL."""
+    explained = _denial(_route(web_function=f"https://{host}"))
+    assert explained.startswith(
+        "the signature is valid but credential set 'default' may not invoke the Web Function "
+        f"endpoint {host}: it needs lambda:InvokeWebFunctionEndpoint on {arn}, not "
+        "lambda:InvokeFunctionUrl"
+    )
+    assert "aws lambda-web put-resource-policy on " + arn.partition("/endpoint/")[0] in explained
+    assert "add-permission" not in explained
+    assert "--invoked-via-function-url" not in explained
+    assert ("REGION for its home region" in explained) is (host == GLOBAL_HOST)
+
+
+def test_a_web_function_denial_through_cloudfronts_oac_grants_cloudfront() -> None:
+    """With OAC, CloudFront is the one to allow, for its distribution only."""
+    explained = _denial(_route(web_function=f"https://{WEB_HOST}", mode="oac"))
+    assert explained.startswith(
+        f"CloudFront's origin access control may not invoke the Web Function endpoint {WEB_HOST}:"
+        " allow cloudfront.amazonaws.com lambda:InvokeWebFunctionEndpoint"
+    )
+    assert "AWS:SourceArn arn:aws:cloudfront::ACCOUNT:distribution/DISTRIBUTION_ID" in explained
+
+
+def test_an_unsigned_request_to_a_web_function_endpoint_is_told_to_sign() -> None:
+    """Mode none to an IamAuth endpoint: sign it, there is nothing to grant to nobody."""
+    explained = _denial(_route(web_function=f"https://{WEB_HOST}", mode="none"))
+    assert "refused the unsigned request (route orders has mode none)" in explained
+    assert "set mode: iam (the proxy signs) or mode: oac (CloudFront signs)" in explained

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote_to_bytes
+
 import pytest
-from hypothesis import given
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from proxy.core.routing import match, normalize_path, split_target
+from proxy.core.sigv4 import canonical_query
 from proxy.errors import BadRequestError, MethodNotAllowedError, NoRouteError
 from proxy.model import Route, Upstream
 
@@ -29,7 +35,7 @@ def _route(name: str, **fields: object) -> Route:
         ('/a"<>^`{|}\\', "/a%22%3C%3E%5E%60%7B%7C%7D%5C", ""),
         ("/ሴ", "/%E1%88%B4", ""),
         ("/p?q=a b", "/p", "q=a%20b"),
-        ("/p?q=%2f&r=+", "/p", "q=%2f&r=+"),
+        ("/p?q=%2f&r=+", "/p", "q=%2F&r=%2B"),  # the query is sent as signed: see below
         ("/p#frag", "/p", ""),
     ],
 )
@@ -39,12 +45,111 @@ def test_split_target_normalises(target: str, path: str, query: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["http://evil.example/x", "evil.example:443", "*", "/a%zz", "/a%4", "/p?q=%"]
+    "target",
+    [
+        "http://evil.example/x",
+        "evil.example:443",
+        "*",
+        "/a%zz",
+        "/a%4",
+        "/p?q=%",
+        "/p?q=%zz",
+        "/p?%zz=1",
+        "/p?q=%4",
+        "/p?a=1&b=%g0",
+        "/p?q=100%",
+    ],
 )
 def test_split_target_refuses(target: str) -> None:
     """Absolute-form, authority-form and broken escapes are refused with 400."""
     with pytest.raises(BadRequestError):
         split_target(target)
+
+
+@pytest.mark.parametrize(
+    ("query", "sent"),
+    [
+        ("a=1&b=2", "a=1&b=2"),  # already in the signed encoding: untouched
+        ("b=2&a=1&a=0", "b=2&a=1&a=0"),  # the client's order and repeats, not sorted
+        ("x=!'()*,", "x=%21%27%28%29%2A%2C"),  # sub-delimiters are escaped, as signed
+        ("t=%7e&u=%7E&v=~", "t=~&u=~&v=~"),  # escaped unreserved characters are decoded
+        ("q=%2f%3a", "q=%2F%3A"),  # other escapes are upper-cased
+        ("q=a b&r=a%20b", "q=a%20b&r=a%20b"),  # a space is %20
+        ("q=a+b", "q=a%2Bb"),  # a raw plus is a literal plus
+        ("q=a%2Bb", "q=a%2Bb"),  # an escaped one stays one
+        ("q=a%20b+c", "q=a%20b%2Bc"),
+        ("ሴ=😀", "%E1%88%B4=%F0%9F%98%80"),  # UTF-8
+        ("%E1%88%B4=%f0%9f%98%80", "%E1%88%B4=%F0%9F%98%80"),
+        ("q=%FF", "q=%FF"),  # bytes that are not UTF-8 are kept as bytes
+        ("flag", "flag"),  # a bare name stays bare (every verifier reads it as flag=)
+        ("empty=", "empty="),
+        ("flag&empty=&x", "flag&empty=&x"),
+        ("x=y=z", "x=y%3Dz"),  # split on the first "=" only
+        ("==", "=%3D"),
+        ("=v", "=v"),  # an empty name
+        ("a=1&&b=2&", "a=1&b=2"),  # empty parts carry no parameter
+        ("&", ""),
+        ("k[]=v&k%5B%5D=w", "k%5B%5D=v&k%5B%5D=w"),
+        ("p=/a?b:c@d", "p=%2Fa%3Fb%3Ac%40d"),
+        ("q=%25zz", "q=%25zz"),  # an escaped percent sign, then text
+        ("q=%00", "q=%00"),
+    ],
+)
+def test_query_is_sent_in_the_encoding_it_is_signed_in(query: str, sent: str) -> None:
+    """Each name and value is decoded and re-encoded strictly, order and repeats kept."""
+    path, normalised = split_target(f"/p?{query}")
+    assert (path, normalised) == ("/p", sent)
+    assert canonical_query(normalised) == _sorted_as_received(normalised)
+
+
+def _sorted_as_received(query: str) -> str:
+    """The query canonicalised without re-encoding, as a verifier given the raw URL does."""
+    pairs = sorted(part.partition("=")[::2] for part in query.split("&") if part)
+    return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def _decoded(query: str) -> list[tuple[bytes, bytes | None]]:
+    """Each parameter percent-decoded (``+`` a plus), None for a bare name's value."""
+    pairs: list[tuple[bytes, bytes | None]] = []
+    for part in query.split("&"):
+        if part:
+            name, equals, value = part.partition("=")
+            pairs.append((unquote_to_bytes(name), unquote_to_bytes(value) if equals else None))
+    return pairs
+
+
+_QUERY_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from("abcXYZ019-._~!$'()*+,;:@/?= \"[]{}|^`<>"),
+        st.sampled_from(["%7e", "%7E", "%2f", "%2B", "%20", "%25", "%3D", "%26", "%41", "%ff"]),
+        # "%" alone is a broken escape (refused above), "#" would start a fragment.
+        st.characters(codec="utf-8", exclude_characters="%#"),
+    ),
+    max_size=8,
+).map("".join)
+_QUERY_PARTS = st.one_of(
+    st.builds(lambda name, value: f"{name}={value}", _QUERY_TEXT, _QUERY_TEXT),
+    _QUERY_TEXT,  # a bare name
+    st.just(""),  # an empty part
+)
+queries = st.lists(_QUERY_PARTS, max_size=6).map("&".join)
+_RAW_VERIFIER = SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "sts", "us-east-1")
+
+
+@given(queries)
+@example("x=!'()*,&t=%7e&q=a+b&flag&=&a=b=c&&")
+def test_signed_query_is_the_sent_query_sorted(query: str) -> None:
+    """What sigv4 signs is the query as sent, only sorted: botocore's raw-URL canonical query
+    (how moto checks signatures) agrees, and the decoded parameters are the client's."""
+    _, sent = split_target(f"/p?{query}")
+    assert canonical_query(sent) == _sorted_as_received(sent)
+    raw_url = AWSRequest(method="GET", url=f"http://127.0.0.1/p?{sent}")
+    assert _RAW_VERIFIER.canonical_query_string(raw_url) == canonical_query(sent)
+    assert _decoded(sent) == _decoded(query.replace("+", "%2B"))  # a raw "+" is a plus
+    assert split_target(f"/p?{sent}")[1] == sent  # normalising twice changes nothing
+    for name, _, value in (part.partition("=") for part in sent.split("&") if part):
+        assert quote(unquote_to_bytes(name), safe="") == name
+        assert quote(unquote_to_bytes(value), safe="") == value
 
 
 ROUTES = (

@@ -11,7 +11,7 @@ import string
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 import aiohttp
 import pytest
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from proxy.core.routing import normalize_path
+from proxy.core.sigv4 import canonical_query
 from proxy.emulator import Emulator, SeenRequest
 from tests.stack import KEY, KEY_ID, proxy, route
 
@@ -238,14 +239,28 @@ queries = st.lists(query_parts(), min_size=1, max_size=6).map("&".join).filter(b
 
 @given(query=queries, path=st.sampled_from(["/", "/search", "/a/b/"]))
 @PROPERTY
-async def test_any_query_verifies_and_arrives_unchanged(
+async def test_any_query_verifies_and_arrives_as_signed(
     stack: Stack, query: str, path: str
 ) -> None:
-    """Any client-encoded query (UTF-8, +, =, &&, bare names) verifies and is not re-encoded."""
+    """Any client-encoded query (UTF-8, +, =, &&, bare names) verifies and arrives in the
+    encoding it was signed in, with the client's parameters (a raw + a plus)."""
     status, echoed, seen = await stack.send("GET", f"{path}?{query}")
     echo = assert_verified(status, echoed, seen)
-    assert echo["query"] == query
-    assert echo["target"] == f"{path}?{query}"
+    sent = echo["query"]
+    assert _parameters(sent) == _parameters(query.replace("+", "%2B"))
+    pairs = sorted(part.partition("=")[::2] for part in sent.split("&") if part)
+    assert canonical_query(sent) == "&".join(f"{name}={value}" for name, value in pairs)
+    assert echo["target"] == path + (f"?{sent}" if sent else "")
+
+
+def _parameters(query: str) -> list[tuple[bytes, bytes | None]]:
+    """Each parameter percent-decoded (not form-decoded), None for a bare name's value."""
+    pairs: list[tuple[bytes, bytes | None]] = []
+    for part in query.split("&"):
+        if part:
+            name, equals, value = part.partition("=")
+            pairs.append((unquote_to_bytes(name), unquote_to_bytes(value) if equals else None))
+    return pairs
 
 
 # --- header values ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from proxy.core.headers import REPLAY_HEADER
 from proxy.core.refusals import explain_403
 from proxy.emulator import Emulator, Key
 from proxy.inspector.exchange import Seen
+from proxy.inspector.masking import mask_canonical, mask_header, mask_target
 from proxy.inspector.store import (
     BODY_BUDGET,
     KEEP_BODY,
@@ -25,7 +26,7 @@ from proxy.inspector.store import (
     SUBSCRIBER_QUEUE,
     Inspector,
 )
-from proxy.inspector.view import PREVIEW_BYTES, details, mask_canonical, mask_header, mask_target
+from proxy.inspector.view import PREVIEW_BYTES, details
 from proxy.model import Address
 from proxy.serve.credentials import Fetch, static_fetch
 from proxy.serve.server import Running, running

@@ -187,6 +187,10 @@ function render(exchange) {
   for (const name of ["request_headers", "sent_headers", "response_headers"]) {
     fillHeaders(field(name), exchange[name]);
   }
+  const signing = exchange.signing;
+  field("signing").textContent = signing
+    ? `${signing.algorithm}, ${signing.region_set ? `region set ${signing.region_set}` : `region ${signing.region}`}`
+    : "(not signed)";
   field("canonical_request").textContent = exchange.canonical_request ?? "(not signed)";
   field("string_to_sign").textContent = exchange.string_to_sign ?? "(not signed)";
   field("body").textContent = describeBody(exchange.body);
