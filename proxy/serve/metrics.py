@@ -2,7 +2,8 @@
 
 With several workers (``serve --workers N``) every process writes its values to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode) and the supervisor, which
-serves /metrics, adds them up; with one process the values live in this process's registry.
+serves /metrics, adds them up (and adds its own build info); with one process the values live
+in this process's registry.
 
 The counts every request changes (requests, body bytes, requests in flight) gather in plain
 integers and reach prometheus-client in batches (``Metrics.flush``): its values take a lock on
@@ -13,8 +14,12 @@ FLUSH_PERIOD seconds for its supervisor to see.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -26,7 +31,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from proxy import __version__
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -34,6 +42,13 @@ FLUSH_PERIOD = 1.0
 
 # From a local emulator (milliseconds) to a cold Lambda behind CloudFront (seconds).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+BUILD_INFO = "signing_proxy_build_info"
+_BUILD_INFO_HELP = "Always 1; its labels name the signing-proxy version and the Python running it."
+
+
+def _build_labels() -> tuple[str, str]:
+    return __version__, platform.python_version()
 
 
 def multiprocess_dir() -> str | None:
@@ -108,14 +123,7 @@ class Metrics:
             ["credentials", "outcome"],
             registry=registry,
         )
-        self.expiry = Gauge(
-            "signing_proxy_credentials_expiry_seconds",
-            "Seconds until each credential set's current credentials expire (absent for "
-            "long-term keys; negative once expired).",
-            ["credentials"],
-            registry=registry,
-            multiprocess_mode="min",
-        )
+        self.expiry = CredentialExpiry(registry)
         self.ready = Gauge(
             "signing_proxy_ready",
             "1 when the process is ready to serve: config loaded, credentials usable, not "
@@ -123,6 +131,18 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        # Prometheus's build_info convention: join on it to label any series with the version.
+        # With workers each writes 1 and the supervisor shows the largest of the live ones (a
+        # sum would count the workers); a restarted worker's old value goes when it is marked
+        # dead, so a mix of versions shows only while it really runs.
+        self.build_info = Gauge(
+            BUILD_INFO,
+            _BUILD_INFO_HELP,
+            ["version", "python"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.build_info.labels(*_build_labels()).set(1)
 
     def exposition(self) -> bytes:
         """The text format, for this process's requests."""
@@ -185,6 +205,67 @@ class Metrics:
         return found
 
 
+class CredentialExpiry:
+    """When each credential set's current credentials expire, as two gauges set together.
+
+    ``signing_proxy_credentials_expiry_timestamp_seconds`` is the Unix time they expire at:
+    Prometheus's advice is to export the time of an event rather than the time until it, as a
+    timestamp stays right between scrapes and ``… - time()`` gives the seconds left anyway.
+    ``signing_proxy_credentials_expiry_seconds`` (the seconds left at the last update) is kept
+    for the dashboards and alerts that already read it. A set with long-term keys, which never
+    expire, has no sample in either: no timestamp would be true, and an absent series makes an
+    alert such as ``… - time() < 600`` simply not fire.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # With workers, the earliest expiry among the live ones: the one that stops first.
+        self.timestamp = Gauge(
+            "signing_proxy_credentials_expiry_timestamp_seconds",
+            "When each credential set's current credentials expire, in Unix seconds (absent "
+            "for long-term keys).",
+            ["credentials"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.seconds_left = Gauge(
+            "signing_proxy_credentials_expiry_seconds",
+            "Seconds until each credential set's current credentials expire (absent for "
+            "long-term keys; negative once expired). Prefer "
+            "signing_proxy_credentials_expiry_timestamp_seconds.",
+            ["credentials"],
+            registry=registry,
+            multiprocess_mode="min",
+        )
+
+    def labels(self, credentials: str) -> _ExpiryOf:
+        """The gauges of one set, as ``Gauge.labels`` would give (``.set(seconds_left)``)."""
+        return _ExpiryOf(self, credentials)
+
+    def remove(self, credentials: str) -> None:
+        """A set no longer used: its samples go (none is fine, as for long-term keys)."""
+        for gauge in (self.timestamp, self.seconds_left):
+            with contextlib.suppress(KeyError):
+                gauge.remove(credentials)
+
+
+class _ExpiryOf:
+    """One set's expiry gauges; ``set`` takes the seconds left, as the state's updates give it."""
+
+    __slots__ = ("_credentials", "_expiry")
+
+    def __init__(self, expiry: CredentialExpiry, credentials: str) -> None:
+        self._expiry = expiry
+        self._credentials = credentials
+
+    def set(self, seconds_left: float) -> None:
+        self._expiry.seconds_left.labels(self._credentials).set(seconds_left)
+        # The caller took the seconds left as the expiry minus the time a moment ago, so the
+        # expiry is now plus those, to the second: AWS gives expiry times in whole seconds, and
+        # the timestamp then stays the same at every update instead of wobbling by microseconds.
+        expires_at = round(time.time() + seconds_left)
+        self._expiry.timestamp.labels(self._credentials).set(expires_at)
+
+
 class _InFlight:
     """Counts requests in flight on one route while they are handled (one per route, reused:
     it holds no state of its own request)."""
@@ -208,9 +289,33 @@ def _merged() -> CollectorRegistry:
     return merged
 
 
+class _SupervisorCollector:
+    """Every worker's values added up, and the supervisor's own build info among the workers':
+    /metrics names the version even while no worker is running (crash-looping, say)."""
+
+    def collect(self) -> Iterator[Metric]:
+        workers = multiprocess.MultiProcessCollector(None, path=multiprocess_dir())  # type: ignore[no-untyped-call]
+        version, python = _build_labels()
+        own = {"version": version, "python": python}
+        found = False
+        family: Metric
+        for family in workers.collect():  # type: ignore[no-untyped-call]
+            if family.name == BUILD_INFO:
+                found = True
+                if all(sample.labels != own for sample in family.samples):
+                    family.add_sample(BUILD_INFO, own, 1.0)
+            yield family
+        if not found:
+            info = GaugeMetricFamily(BUILD_INFO, _BUILD_INFO_HELP, labels=["version", "python"])
+            info.add_metric([version, python], 1.0)
+            yield info
+
+
 def multiprocess_exposition() -> bytes:
     """The text format with every worker's values added up (the supervisor serves it)."""
-    return generate_latest(_merged())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SupervisorCollector())
+    return generate_latest(registry)
 
 
 def multiprocess_ready() -> bool:
