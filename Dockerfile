@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # signing-proxy as a sidecar image: build wheels in one stage, install only those wheels in a
 # clean python:slim stage, run as a fixed non-root uid with the proxy itself as PID 1.
 #
@@ -10,6 +9,10 @@
 # --network container:myapp shares the app's network namespace, so the app calls
 # http://127.0.0.1:8080. --stop-timeout outlasts the proxy's 30 s shutdown grace (docker stop
 # otherwise sends SIGKILL after 10 s). --user is for a Linux ~/.aws whose files are mode 600.
+#
+# RUN --mount needs BuildKit: the default builder since Docker 23 (on Docker 20.10, set
+# DOCKER_BUILDKIT=1). No `# syntax=` line on purpose: the built-in frontend handles --mount,
+# and a syntax line makes BuildKit pull a frontend image, which fails without a registry.
 
 # --- stage 1: wheels for the project and every runtime dependency ---------------------------
 FROM python:3.11-slim AS build

@@ -5,13 +5,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-core soak
+.PHONY: demo test test-core test-image soak
 
 demo: $(VENV)/.installed
 	$(BIN)/signing-proxy demo
 
 test: $(VENV)/.installed-test
 	bash .ci/chromium
+	bash .ci/docker
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -19,6 +20,10 @@ test: $(VENV)/.installed-test
 
 test-core: $(VENV)/.installed-test
 	$(BIN)/pytest tests/core tests/config tests/test_layout.py
+
+test-image: $(VENV)/.installed-test
+	bash .ci/docker
+	$(BIN)/pytest -m docker
 
 soak: $(VENV)/.installed-test
 	$(BIN)/pytest -m soak

@@ -1,8 +1,9 @@
 """The deployment files: the Dockerfile, the image's config, the compose and Kubernetes examples.
 
-No Docker engine runs on the build machines, so the Dockerfile is checked by reading it, and
-the image's command line (ENTRYPOINT + CMD, its ENV and its config file) is run directly as a
-real process. The examples are parsed and checked against each other and against the image.
+The Dockerfile is checked by reading it here (test_image.py builds and runs it with a real
+engine), and the image's command line (ENTRYPOINT + CMD, its ENV and its config file) is run
+directly as a real process, on any machine. The examples are parsed and checked against each
+other and against the image.
 """
 
 from __future__ import annotations
