@@ -47,14 +47,35 @@ http {{
 """
 
 
-def origin_config(prefix: Path, *, port: int) -> str:
+def origin_config(
+    prefix: Path,
+    *,
+    port: int,
+    more_ports: tuple[int, ...] = (),
+    tls_ports: tuple[int, ...] = (),
+    certificate: tuple[Path, Path] | None = None,
+) -> str:
     """The origin: 200 with a small JSON body for everything; request bodies read and dropped.
+
+    ``more_ports`` serve the same, so each system can have an upstream port of its own (the Go
+    proxy runs out of ephemeral ports towards a port it shares); ``tls_ports`` serve it over
+    HTTPS with ``certificate`` (certificate chain file, key file).
 
     ``return`` answers as soon as the headers are in and drops the body afterwards; a client
     still sending a large body then sees its reply early (wrk stalls on that). So /upload
     reads the whole body first (``proxy_request_buffering``, kept in memory up to
     ``client_body_buffer_size``), then asks this same server for the reply without the body.
     """
+    listens = "\n".join(
+        f"        listen 127.0.0.1:{each} reuseport backlog=4096;" for each in (port, *more_ports)
+    )
+    if tls_ports:
+        assert certificate is not None, "tls_ports need a certificate"
+        chain, key = certificate
+        listens += "".join(
+            f"\n        listen 127.0.0.1:{each} ssl reuseport backlog=4096;" for each in tls_ports
+        )
+        listens += f"\n        ssl_certificate {chain};\n        ssl_certificate_key {key};"
     return (
         _common(prefix)
         + f"""    upstream itself {{
@@ -62,7 +83,7 @@ def origin_config(prefix: Path, *, port: int) -> str:
         keepalive 64;
     }}
     server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
+{listens}
         client_max_body_size 10m;
         default_type application/json;
         location / {{

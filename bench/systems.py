@@ -86,23 +86,37 @@ def proxy_env(home: Path) -> dict[str, str]:
 
 
 def start_proxy(
-    directory: Path, system: System, *, origin_port: int, stream_port: int, log_level: str
+    directory: Path,
+    system: System,
+    *,
+    origin_port: int,
+    stream_port: int,
+    log_level: str,
+    ca_file: Path | None = None,
+    name: str | None = None,
 ) -> tuple[Child, int]:
-    """Start the proxy; return once every worker is ready and a GET through it answers 200."""
+    """Start the proxy; return once every worker is ready and a GET through it answers 200.
+
+    With ``ca_file`` the origin is reached over HTTPS, trusting that certificate authority
+    (``upstream_tls.ca_file``, as users trust a private CA)."""
     port, admin = free_port(), free_port()
+    scheme = "http" if ca_file is None else "https"
     config = proxy_config(
         port=port,
         mode=system.mode,
-        origin=f"http://127.0.0.1:{origin_port}",
+        origin=f"{scheme}://127.0.0.1:{origin_port}",
         stream=f"http://127.0.0.1:{stream_port}",
     )
-    config_path = directory / f"proxy-{system.label}.yaml"
+    if ca_file is not None:
+        config["upstream_tls"] = {"ca_file": str(ca_file)}
+    name = name or f"proxy-{system.label}"
+    config_path = directory / f"{name}.yaml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     command = [sys.executable, "-m", "proxy", "--log-level", log_level, "serve"]
     command += ["--config", str(config_path), "--workers", str(system.workers)]
     command += ["--admin", f"127.0.0.1:{admin}"]
     env = proxy_env(directory / "home")
-    child = Child(f"proxy-{system.label}", command, directory=directory, env=env)
+    child = Child(name, command, directory=directory, env=env)
 
     def ready() -> None:
         child.wait_for_output("listening on", timeout=30)
@@ -118,15 +132,25 @@ def go_binary(given: str | None) -> str | None:
 
 
 def start_go_proxy(
-    directory: Path, system: System, *, binary: str, upstream_port: int, name: str
+    directory: Path,
+    system: System,
+    *,
+    binary: str,
+    upstream_port: int,
+    name: str,
+    ca_file: Path | None = None,
 ) -> tuple[Child, int]:
     """The Go proxy in front of one upstream (it has no routes), signing for the function URL
-    as this proxy does; return once a GET through it answers 200."""
+    as this proxy does; return once a GET through it answers 200. With ``ca_file`` the
+    upstream is HTTPS, trusted through SSL_CERT_FILE (Go reads it on Linux)."""
     port = free_port()
+    scheme = "http" if ca_file is None else "https"
     command = [binary, "--port", f"127.0.0.1:{port}", "--host", f"127.0.0.1:{upstream_port}"]
-    command += ["--upstream-url-scheme", "http", "--sign-host", FUNCTION_HOST]
+    command += ["--upstream-url-scheme", scheme, "--sign-host", FUNCTION_HOST]
     command += ["--name", "lambda", "--region", REGION]
     env = proxy_env(directory / "home") | {"GOMAXPROCS": str(system.workers)}
+    if ca_file is not None:
+        env["SSL_CERT_FILE"] = str(ca_file)
     child = Child(name, command, directory=directory, env=env)
 
     def listening() -> None:

@@ -1,0 +1,271 @@
+"""The real path against the Go aws-sigv4-proxy: HTTPS and HTTP upstreams, the access log on
+and off, one table and the ratios the project holds itself to.
+
+    .venv/bin/python bench/peer.py --go-proxy /tmp/aws-sigv4-proxy [--rounds 3] [--seconds 5]
+
+Starts on 127.0.0.1 one nginx origin (one worker) with an HTTP and an HTTPS port for every
+system (a certificate authority made by the run, trusted through ``upstream_tls.ca_file`` by
+this proxy and through SSL_CERT_FILE by Go), and, for each scheme: the Go proxy on 1 and 2
+cores (GOMAXPROCS) as shipped, and this proxy in ``iam`` mode with 1 worker (access log on,
+the default, and off) and 2 workers (log on). Then a small GET and a 1 KiB POST at
+``--connections`` (64) with wrk, every system of a scheme in turn, ``--rounds`` rounds, each
+round starting one system further on, so a slow spell of a shared machine falls on all alike.
+Prints the median round of each and the target ratios; the exit code is 1 when a run failed.
+About 6 minutes with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trustme
+
+from bench import nginx, wrk
+from bench.processes import Child, free_port
+from bench.systems import System, go_binary, start_go_proxy, start_proxy
+
+SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One measured system: this proxy (``iam``, access log on or off) or the Go proxy."""
+
+    label: str
+    system: System
+    access_log: bool = True
+
+
+PEERS = (
+    Peer("go-1", System("go", workers=1)),
+    Peer("go-2", System("go", workers=2)),
+    Peer("iam-1", System("proxy", "iam", 1)),
+    Peer("iam-1-log-off", System("proxy", "iam", 1), access_log=False),
+    Peer("iam-2", System("proxy", "iam", 2)),
+)
+WORKLOADS = {"get": ("GET", "/", None), "post-1k": ("POST", "/post", 1024)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """``numerator`` / ``denominator`` (req/s medians) must be at least ``floor``."""
+
+    what: str
+    numerator: tuple[str, str]  # (scheme, peer label)
+    denominator: tuple[str, str]
+    floor: float
+
+
+def targets() -> list[Target]:
+    """Issue 22's targets, for each workload."""
+    found: list[Target] = []
+    for scheme in SCHEMES:
+        found += [
+            Target(
+                f"2 workers / Go on 2 cores, {scheme}", (scheme, "iam-2"), (scheme, "go-2"), 1.5
+            ),
+            Target(f"1 worker / Go on 1 core, {scheme}", (scheme, "iam-1"), (scheme, "go-1"), 1.2),
+            Target(
+                f"access log on / off, 1 worker, {scheme}",
+                (scheme, "iam-1"),
+                (scheme, "iam-1-log-off"),
+                0.9,
+            ),
+        ]
+    found.append(
+        Target("HTTPS / HTTP upstream, 1 worker", ("https", "iam-1"), ("http", "iam-1"), 0.75)
+    )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    go = go_binary(options.go_proxy)
+    executables = {"nginx": nginx.binary(), "wrk": wrk.binary(), "the Go proxy": go}
+    missing = [name for name, found in executables.items() if found is None]
+    if missing:
+        print(
+            f"bench/peer.py needs {', '.join(missing)}: see bench/README.md "
+            "(apt-get install nginx wrk golang-go; the Go proxy is built from ../shared/peers)",
+            file=sys.stderr,
+        )
+        return 2
+    assert go is not None
+    with tempfile.TemporaryDirectory(prefix="signing-proxy-peer-") as name:
+        directory = Path(name)
+        with contextlib.ExitStack() as stack:
+            ports = _start_origin(stack, directory)
+            ca_file = directory / "ca.pem"
+            running = {
+                (scheme, peer.label): _start(
+                    stack, directory, peer, scheme, go, ports[scheme, peer.label], ca_file
+                )
+                for scheme in SCHEMES
+                for peer in PEERS
+            }
+            rows = _measure(directory, running, options)
+    medians = {
+        key: statistics.median(rounds) if all(rounds) else 0.0 for key, rounds in rows.items()
+    }
+    _print_table(rows, medians)
+    met = _print_targets(medians)
+    if options.json:
+        rounds = {" ".join(key): value for key, value in rows.items()}
+        options.json.write_text(json.dumps({"rounds": rounds, "targets": met}, indent=2))
+    return 0 if all(all(rounds) for rounds in rows.values()) else 1
+
+
+def _start_origin(stack: contextlib.ExitStack, directory: Path) -> dict[tuple[str, str], int]:
+    """nginx with an HTTP and an HTTPS port per peer; its certificate made by a run-local CA."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(directory / "ca.pem"))
+    issued = authority.issue_cert("127.0.0.1", "localhost")
+    chain, key = directory / "origin-chain.pem", directory / "origin-key.pem"
+    for blob in issued.cert_chain_pems:
+        blob.write_to_path(str(chain), append=True)
+    issued.private_key_pem.write_to_path(str(key))
+    ports = {(scheme, peer.label): free_port() for scheme in SCHEMES for peer in PEERS}
+    http = tuple(port for (scheme, _), port in ports.items() if scheme == "http")
+    tls = tuple(port for (scheme, _), port in ports.items() if scheme == "https")
+    executable = nginx.binary()
+    assert executable is not None
+    config = nginx.origin_config(
+        directory / "origin",
+        port=http[0],
+        more_ports=http[1:],
+        tls_ports=tls,
+        certificate=(chain, key),
+    )
+    child = nginx.start(executable, "origin", config, directory=directory, port=tls[-1])
+    stack.callback(child.stop)
+    return ports
+
+
+def _start(
+    stack: contextlib.ExitStack,
+    directory: Path,
+    peer: Peer,
+    scheme: str,
+    go: str,
+    upstream_port: int,
+    ca_file: Path,
+) -> int:
+    """Start one peer for one scheme; its port."""
+    name = f"{peer.label}-{scheme}"
+    tls = ca_file if scheme == "https" else None
+    child: Child
+    if peer.system.name == "go":
+        child, port = start_go_proxy(
+            directory, peer.system, binary=go, upstream_port=upstream_port, name=name, ca_file=tls
+        )
+    else:
+        child, port = start_proxy(
+            directory,
+            peer.system,
+            origin_port=upstream_port,
+            stream_port=upstream_port,
+            log_level="info" if peer.access_log else "warning",
+            ca_file=tls,
+            name=name,
+        )
+    stack.callback(child.stop)
+    return port
+
+
+def _measure(
+    directory: Path, running: dict[tuple[str, str], int], options: argparse.Namespace
+) -> dict[tuple[str, str, str], list[float]]:
+    """req/s of every round, by (scheme, workload, peer); 0 for a failed run."""
+    body = directory / "body-1k.json"
+    body.write_bytes(b'{"data":"' + b"x" * (1024 - 11) + b'"}')
+    rows: dict[tuple[str, str, str], list[float]] = {}
+    labels = [peer.label for peer in PEERS]
+    for workload, (method, path, size) in WORKLOADS.items():
+        lua = wrk.script(
+            directory / f"{workload}.lua",
+            method=method,
+            body_file=body if size else None,
+            content_type="application/json" if size else None,
+        )
+        for scheme in SCHEMES:
+            for round_ in range(options.rounds):
+                shift = round_ % len(labels)
+                for label in labels[shift:] + labels[:shift]:
+                    port = running[scheme, label]
+                    try:
+                        found = wrk.run(
+                            wrk.binary() or "wrk",
+                            url=f"http://127.0.0.1:{port}{path}",
+                            lua=lua,
+                            connections=options.connections,
+                            seconds=options.seconds,
+                            warmup=options.warmup,
+                            timeout=10,
+                        )
+                        errors = sum(found["errors"].values())
+                        rate = 0.0 if errors else float(found["req_per_s"])
+                    except (RuntimeError, OSError) as exc:
+                        found, errors, rate = {"error": str(exc)}, -1, 0.0
+                    rows.setdefault((scheme, workload, label), []).append(rate)
+                    print(
+                        f"{scheme:5} {workload:8} {label:14} round {round_ + 1}: {rate:9,.0f} req/s"
+                        + (f"  ({errors} errors: {found})" if errors else ""),
+                        file=sys.stderr,
+                    )
+    return rows
+
+
+def _print_table(
+    rows: dict[tuple[str, str, str], list[float]], medians: dict[tuple[str, str, str], float]
+) -> None:
+    print(f"{'upstream':8}  {'workload':8}  {'system':14}  {'req/s':>8}  rounds")
+    for (scheme, workload, label), rounds in rows.items():
+        shown = " · ".join(f"{value:,.0f}" for value in rounds)
+        median = medians[scheme, workload, label]
+        print(f"{scheme:8}  {workload:8}  {label:14}  {median:8,.0f}  {shown}")
+
+
+def _print_targets(medians: dict[tuple[str, str, str], float]) -> list[dict[str, Any]]:
+    print()
+    print(f"{'target':44}  {'workload':8}  {'ratio':>6}  {'floor':>5}")
+    met: list[dict[str, Any]] = []
+    for target in targets():
+        for workload in WORKLOADS:
+            top = medians[target.numerator[0], workload, target.numerator[1]]
+            bottom = medians[target.denominator[0], workload, target.denominator[1]]
+            ratio = top / bottom if bottom else 0.0
+            ok = ratio >= target.floor
+            met.append(
+                {"target": target.what, "workload": workload, "ratio": round(ratio, 3), "met": ok}
+            )
+            verdict = "met" if ok else "NOT MET"
+            print(f"{target.what:44}  {workload:8}  {ratio:6.2f}  {target.floor:5.2f}  {verdict}")
+    return met
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--go-proxy", metavar="PATH", help="the Go aws-sigv4-proxy (default: on PATH)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--seconds", type=float, default=5, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=1, help="unmeasured seconds before each")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every round as JSON")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
