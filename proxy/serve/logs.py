@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -17,7 +16,7 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 def setup_logging(*, level: str, form: str) -> None:
     """Log ``level`` and up to stderr, as ``text`` or one ``json`` object per line."""
-    handler = BatchingStreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if form == "json"
@@ -30,57 +29,6 @@ def setup_logging(*, level: str, form: str) -> None:
     # at warnings, whatever the level.
     logging.getLogger("botocore").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiohttp.server").addFilter(malformed_requests_in_one_line)
-
-
-class BatchingStreamHandler(logging.StreamHandler[IO[str]]):
-    """A StreamHandler that, inside a running event loop, writes once per turn of the loop.
-
-    Each line is formatted when it is logged (so nothing it refers to can change), but the
-    lines of one turn go out in one write and one flush, scheduled with ``call_soon``: under
-    load the access lines of the dozens of requests that finish in one turn cost one system
-    call, not dozens, and the loop never blocks on stderr once per request. Outside a running
-    loop (start-up, shutdown, other threads) a line is written at once, after any pending
-    ones, so the order holds. ``flush()`` (which ``logging.shutdown`` calls at exit) writes what
-    is pending: no line is lost on a normal stop.
-    """
-
-    def __init__(self, stream: IO[str]) -> None:
-        super().__init__(stream)
-        self._pending: list[str] = []
-        self._scheduled = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # Handler.handle holds self.lock around this call.
-        try:
-            line = self.format(record) + self.terminator
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            self._pending.append(line)
-            if loop is None:
-                self._write_pending()
-            elif not self._scheduled:
-                self._scheduled = True
-                loop.call_soon(self.flush)
-        except Exception:  # logging's own contract: report, never raise
-            self.handleError(record)
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            self._scheduled = False
-            self._write_pending()
-        finally:
-            self.release()
-
-    def _write_pending(self) -> None:
-        if self._pending:
-            text = "".join(self._pending)
-            self._pending.clear()
-            self.stream.write(text)
-        if self.stream and hasattr(self.stream, "flush"):
-            self.stream.flush()
 
 
 class JsonFormatter(logging.Formatter):
