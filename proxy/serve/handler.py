@@ -24,6 +24,7 @@ from proxy.errors import (
 )
 from proxy.inspector.exchange import Seen
 from proxy.model import METHODS
+from proxy.serve.logs import ACCESS_LOGGER, log_access
 from proxy.serve.metrics import Metrics
 from proxy.serve.outcome import Outcome
 from proxy.serve.pipeline import handle
@@ -31,7 +32,7 @@ from proxy.serve.state import State
 from proxy.serve.upstream import Pools
 
 log = logging.getLogger("signing_proxy")
-access_log = logging.getLogger("signing_proxy.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 # A client's request id is kept when it is a sane token; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _METHODS = frozenset(METHODS)  # the others count as "other": a bounded label set
@@ -208,34 +209,40 @@ def _log_access(
     started: float,
     level: int,
 ) -> None:
-    fields = {
-        "request_id": outcome.request_id,
-        "client": request.remote,
-        "route": route or None,
-        "method": request.method,
-        # Query strings can carry secrets (tokens in webhooks): the path only.
-        "path": outcome.path or request.raw_path.partition("?")[0][:200],
-        "status": status,
-        "upstream_status": outcome.upstream_status,
-        "duration_ms": round((time.monotonic() - started) * 1000, 1),
-        "bytes_in": outcome.bytes_in,
-        "bytes_out": outcome.bytes_out,
-        "amzn_request_id": outcome.amzn_request_id,
-        "amzn_error_type": outcome.amzn_error_type,
-        "cut": outcome.cut,
-    }
-    if error is not None:
-        fields |= {"error": error.code, "error_message": error.message}
+    # Query strings can carry secrets (tokens in webhooks): the path only.
+    path = outcome.path or request.raw_path.partition("?")[0][:200]
+    duration_ms = round((time.monotonic() - started) * 1000, 1)
     text = (
-        f"{fields['route'] or '-'} {request.method} {fields['path']} -> {status}"
-        f" (upstream {outcome.upstream_status or '-'}) {fields['duration_ms']} ms"
+        f"{route or '-'} {request.method} {path} -> {status}"
+        f" (upstream {outcome.upstream_status or '-'}) {duration_ms} ms"
         f" in={outcome.bytes_in} out={outcome.bytes_out} id={outcome.request_id}"
     )
     if error is not None:
         text += f" {error.code}: {error.message}"
     if outcome.cut is not None:
         text += f" reply cut short: {outcome.cut}"
-    access_log.log(level, "%s", text, extra=fields)
+
+    def fields() -> dict[str, Any]:  # the JSON format's keys, built only where they are shown
+        entry = {
+            "request_id": outcome.request_id,
+            "client": request.remote,
+            "route": route or None,
+            "method": request.method,
+            "path": path,
+            "status": status,
+            "upstream_status": outcome.upstream_status,
+            "duration_ms": duration_ms,
+            "bytes_in": outcome.bytes_in,
+            "bytes_out": outcome.bytes_out,
+            "amzn_request_id": outcome.amzn_request_id,
+            "amzn_error_type": outcome.amzn_error_type,
+            "cut": outcome.cut,
+        }
+        if error is not None:
+            entry |= {"error": error.code, "error_message": error.message}
+        return entry
+
+    log_access(level, text, fields)
 
 
 def _error_response(exc: ProxyError, request_id: str) -> web.Response:
