@@ -1,7 +1,7 @@
 """The real path against the Go aws-sigv4-proxy: HTTPS and HTTP upstreams, the access log on
 and off, one table and the ratios the project holds itself to.
 
-    .venv/bin/python bench/peer.py --go-proxy /tmp/aws-sigv4-proxy [--rounds 3] [--seconds 5]
+    .venv/bin/python bench/peer.py --go-proxy /tmp/aws-sigv4-proxy [--rounds 5] [--seconds 4]
 
 Starts on 127.0.0.1 one nginx origin (one worker) with an HTTP and an HTTPS port for every
 system (a certificate authority made by the run, trusted through ``upstream_tls.ca_file`` by
@@ -10,8 +10,10 @@ cores (GOMAXPROCS) as shipped, and this proxy in ``iam`` mode with 1 worker (acc
 the default, and off) and 2 workers (log on). Then a small GET and a 1 KiB POST at
 ``--connections`` (64) with wrk, every system of a scheme in turn, ``--rounds`` rounds, each
 round starting one system further on, so a slow spell of a shared machine falls on all alike.
-Prints the median round of each and the target ratios; the exit code is 1 when a run failed.
-About 6 minutes with the defaults.
+Prints the median round of each, the CPU time each system spent per request (all its
+processes and threads, from /proc: steadier than req/s on a shared machine), the target
+ratios, and how much CPU time the VM's host took (steal); the exit code is 1 when a run
+failed. About 9 minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -32,10 +35,12 @@ if __package__ in (None, ""):
 import trustme
 
 from bench import nginx, wrk
-from bench.processes import Child, free_port
+from bench.processes import Child, free_port, machine_steal, steal_share, tree_cpu
 from bench.systems import System, go_binary, start_go_proxy, start_proxy
 
 SCHEMES = ("http", "https")
+TICKS = os.sysconf("SC_CLK_TCK")
+Key = tuple[str, str, str]  # (scheme, workload, peer label)
 
 
 @dataclass(frozen=True)
@@ -114,15 +119,21 @@ def main(argv: list[str] | None = None) -> int:
                 for scheme in SCHEMES
                 for peer in PEERS
             }
-            rows = _measure(directory, running, options)
+            before = machine_steal()
+            rows, cpu = _measure(directory, running, options)
+            stolen = steal_share(before, machine_steal())
     medians = {
         key: statistics.median(rounds) if all(rounds) else 0.0 for key, rounds in rows.items()
     }
-    _print_table(rows, medians)
+    _print_table(rows, medians, cpu)
     met = _print_targets(medians)
+    # A shared VM's host may run this one's CPUs part of the time only: say how much.
+    print(f"\nCPU time the machine's host took from it during the run (steal): {stolen:.0%}")
     if options.json:
         rounds = {" ".join(key): value for key, value in rows.items()}
-        options.json.write_text(json.dumps({"rounds": rounds, "targets": met}, indent=2))
+        spent = {" ".join(key): value for key, value in cpu.items()}
+        report = {"rounds": rounds, "cpu_us_per_request": spent, "targets": met, "steal": stolen}
+        options.json.write_text(json.dumps(report, indent=2))
     return 0 if all(all(rounds) for rounds in rows.values()) else 1
 
 
@@ -160,8 +171,8 @@ def _start(
     go: str,
     upstream_port: int,
     ca_file: Path,
-) -> int:
-    """Start one peer for one scheme; its port."""
+) -> tuple[int, int]:
+    """Start one peer for one scheme; its port and process id."""
     name = f"{peer.label}-{scheme}"
     tls = ca_file if scheme == "https" else None
     child: Child
@@ -180,16 +191,19 @@ def _start(
             name=name,
         )
     stack.callback(child.stop)
-    return port
+    return port, child.pid
 
 
 def _measure(
-    directory: Path, running: dict[tuple[str, str], int], options: argparse.Namespace
-) -> dict[tuple[str, str, str], list[float]]:
-    """req/s of every round, by (scheme, workload, peer); 0 for a failed run."""
+    directory: Path, running: dict[tuple[str, str], tuple[int, int]], options: argparse.Namespace
+) -> tuple[dict[Key, list[float]], dict[Key, list[float]]]:
+    """req/s of every round, by (scheme, workload, peer), 0 for a failed run; and the CPU
+    time each round's system spent per request (all its processes and threads, warm-up
+    included), in µs."""
     body = directory / "body-1k.json"
     body.write_bytes(b'{"data":"' + b"x" * (1024 - 11) + b'"}')
-    rows: dict[tuple[str, str, str], list[float]] = {}
+    rows: dict[Key, list[float]] = {}
+    cpu: dict[Key, list[float]] = {}
     labels = [peer.label for peer in PEERS]
     for workload, (method, path, size) in WORKLOADS.items():
         lua = wrk.script(
@@ -202,7 +216,8 @@ def _measure(
             for round_ in range(options.rounds):
                 shift = round_ % len(labels)
                 for label in labels[shift:] + labels[:shift]:
-                    port = running[scheme, label]
+                    port, pid = running[scheme, label]
+                    spent = tree_cpu(pid)
                     try:
                         found = wrk.run(
                             wrk.binary() or "wrk",
@@ -215,25 +230,33 @@ def _measure(
                         )
                         errors = sum(found["errors"].values())
                         rate = 0.0 if errors else float(found["req_per_s"])
+                        served = found["requests"] + found["warmup_requests"]
                     except (RuntimeError, OSError) as exc:
-                        found, errors, rate = {"error": str(exc)}, -1, 0.0
+                        found, errors, rate, served = {"error": str(exc)}, -1, 0.0, 0
+                    spent = tree_cpu(pid) - spent
                     rows.setdefault((scheme, workload, label), []).append(rate)
+                    per_request = spent / TICKS / served * 1e6 if served else 0.0
+                    cpu.setdefault((scheme, workload, label), []).append(per_request)
                     print(
                         f"{scheme:5} {workload:8} {label:14} round {round_ + 1}: {rate:9,.0f} req/s"
+                        f"  {per_request:5.0f} µs CPU a request"
                         + (f"  ({errors} errors: {found})" if errors else ""),
                         file=sys.stderr,
                     )
-    return rows
+    return rows, cpu
 
 
 def _print_table(
-    rows: dict[tuple[str, str, str], list[float]], medians: dict[tuple[str, str, str], float]
+    rows: dict[Key, list[float]], medians: dict[Key, float], cpu: dict[Key, list[float]]
 ) -> None:
-    print(f"{'upstream':8}  {'workload':8}  {'system':14}  {'req/s':>8}  rounds")
-    for (scheme, workload, label), rounds in rows.items():
+    print(
+        f"{'upstream':8}  {'workload':8}  {'system':14}  {'req/s':>8}  {'CPU µs/req':>10}  rounds"
+    )
+    for key, rounds in rows.items():
+        scheme, workload, label = key
         shown = " · ".join(f"{value:,.0f}" for value in rounds)
-        median = medians[scheme, workload, label]
-        print(f"{scheme:8}  {workload:8}  {label:14}  {median:8,.0f}  {shown}")
+        spent = statistics.median(cpu[key])
+        print(f"{scheme:8}  {workload:8}  {label:14}  {medians[key]:8,.0f}  {spent:10.0f}  {shown}")
 
 
 def _print_targets(medians: dict[tuple[str, str, str], float]) -> list[dict[str, Any]]:
@@ -259,8 +282,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--go-proxy", metavar="PATH", help="the Go aws-sigv4-proxy (default: on PATH)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--seconds", type=float, default=5, help="measured seconds per run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=4, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1, help="unmeasured seconds before each")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write every round as JSON")

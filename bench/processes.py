@@ -186,3 +186,16 @@ def tree_cpu(pid: int) -> int:
             fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
             total += sum(int(n) for n in fields[11:15])  # utime stime cutime cstime
     return total
+
+
+def machine_steal() -> tuple[int, int]:
+    """(steal, total) CPU time of the whole machine so far, in clock ticks: steal is the time
+    a shared VM's hypervisor ran something else on its CPUs."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the time between two ``machine_steal`` readings that was stolen."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0

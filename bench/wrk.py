@@ -62,8 +62,10 @@ def run(
     threads = 1 if connections < 2 else 2
     base = [executable, "-t", str(threads), "-c", str(connections), "-s", str(lua)]
     base += ["--timeout", f"{math.ceil(timeout)}s"]
+    warm = 0
     if warmup > 0:
-        _wrk([*base, "-d", f"{max(1, math.ceil(warmup))}s", url], guard=warmup + timeout + 10)
+        seconds_ = f"{max(1, math.ceil(warmup))}s"
+        warm = _wrk([*base, "-d", seconds_, url], guard=warmup + timeout + 10)["requests"]
     duration = max(1, round(seconds))
     found = _wrk([*base, "-d", f"{duration}s", "--latency", url], guard=duration + timeout + 10)
     elapsed = found["duration_us"] / 1e6
@@ -73,6 +75,7 @@ def run(
         "connections": connections,
         "seconds": round(elapsed, 3),
         "requests": found["requests"],
+        "warmup_requests": warm,
         "req_per_s": round(found["requests"] / elapsed, 1),
         "latency_ms": {key: round(found[key] / 1000, 3) for key in ("p50", "p90", "p99", "max")}
         | {"mean": round(found["mean"] / 1000, 3)},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -93,12 +94,14 @@ def request_head(
 
 def encode_head(start: str, headers: list[tuple[str, str]]) -> bytes:
     """``start`` (a request line) and ``headers`` as bytes; ValueError on a line break."""
-    text = start + "\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
     # A CR or LF inside a name, value or target would start a header or request of its own.
-    if text.count("\n") != len(headers) + 2 or text.count("\r") != len(headers) + 2:
+    # Looked for in all of them at once, before the line breaks of our own are added.
+    written = start + "".join(chain.from_iterable(headers))
+    if "\r" in written or "\n" in written:
         raise ValueError("a header or the request target contains a line break")
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
     # Header bytes that were not UTF-8 arrived as surrogates; they leave as they came.
-    return text.encode("utf-8", "surrogateescape")
+    return f"{start}\r\n{lines}\r\n".encode("utf-8", "surrogateescape")
 
 
 def bracketed(host: str) -> str:
