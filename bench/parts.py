@@ -12,6 +12,10 @@ bench/upstream.py), with keep-alive connections:
   same GETs;
 - ``server``: a bare aiohttp server (aiohttp's low-level server with the proxy's settings, a
   handler that answers at once) under bench/load.py;
+- ``server-httptools``: the least a listener can do on the same loop, an asyncio protocol
+  feeding httptools' request parser and answering each request with the same reply: what a
+  listener of the proxy's own (as ``proxy/http11`` is its client) could at best save over
+  aiohttp's;
 - ``hop``: server and client together and nothing else: the server's handler sends each
   request on with the proxy's client and streams the reply back as the proxy does (no
   routing, checks, signing, retries, metrics or logs): the floor for this proxy;
@@ -45,11 +49,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import cast
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+import httptools
 from aiohttp import hdrs, web
 
 from bench import nginx
@@ -81,9 +87,13 @@ def main() -> int:
     # The child processes of the server and hop parts.
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--forward-to", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--httptools", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        _bare_server(args.serve, forward_to=args.forward_to)
+        if args.httptools:
+            _httptools_server(args.serve)
+        else:
+            _bare_server(args.serve, forward_to=args.forward_to)
         return 0
     with TemporaryDirectory(prefix="signing-proxy-parts-") as temp, contextlib.ExitStack() as stack:
         directory = Path(temp)
@@ -98,7 +108,12 @@ def main() -> int:
             _print(
                 part, Measured(*_measure_client(send, origin_port, args.connections, args.seconds))
             )
-        for part, forward in (("server", []), ("hop", ["--forward-to", str(origin_port)])):
+        servers: tuple[tuple[str, list[str]], ...] = (
+            ("server", []),
+            ("server-httptools", ["--httptools"]),
+            ("hop", ["--forward-to", str(origin_port)]),
+        )
+        for part, forward in servers:
             port = free_port()
             command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
             child = Child(part, [*command, *forward], directory=directory)
@@ -336,6 +351,41 @@ def _bare_server(port: int, *, forward_to: int | None) -> None:
         finally:
             await runner.cleanup()
             await pool.close()
+
+    with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+        runner.run(serve())
+
+
+_REPLY_BODY = b'{"ok":true}\n'
+_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(_REPLY_BODY),
+    _REPLY_BODY,
+)
+
+
+class _Answering(asyncio.Protocol):
+    """Parses requests with httptools and answers each at once: no request object, no
+    routing of any kind."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_message_complete(self) -> None:
+        self.transport.write(_REPLY)
+
+
+def _httptools_server(port: int) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_server(_Answering, "127.0.0.1", port)
+        await asyncio.Event().wait()  # until the benchmark kills this process
 
     with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
         runner.run(serve())
