@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from proxy.core import outgoing, routing, sigv4
 from proxy.core.credentials import Credentials
 from proxy.errors import ConfigError, CredentialsUnavailableError
-from proxy.model import Config, CredentialSet, SigningTarget
+from proxy.model import Config, CredentialSet, Route, SigningTarget
 from proxy.serve.credentials import build_providers
 
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
@@ -53,17 +53,27 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
     """Resolve the target and the credentials (on a worker thread) and sign."""
     if request.amz_date is not None and not _AMZ_DATE.fullmatch(request.amz_date):
         raise ConfigError("--date", f"{request.amz_date!r} is not YYYYMMDDTHHMMSSZ")
+    payload_hash = hashlib.sha256(request.body).hexdigest()
+    given: CIMultiDict[str] = CIMultiDict(request.headers)
     if request.route is not None:
         if config is None:
             raise ConfigError("--route", "needs --config FILE (or SIGNING_PROXY_CONFIG)")
-        origin, path, query, signing, sets, name = _from_route(config, request)
+        route, path, query = _from_route(config, request)
+        assert route.signing is not None  # noqa: S101 - _from_route refuses routes without
+        origin, signing, sets, name = (
+            route.upstream.origin,
+            route.signing,
+            config.credentials,
+            route.credentials,
+        )
+        # What serve sends: the route's header rules applied, a client's own signature gone.
+        sent = outgoing.upstream_headers(given, route, payload_hash=payload_hash)
     else:
         origin, path, query, signing = _from_url(request)
         sets, name = (CredentialSet("default"),), "default"
+        sent = given
     credentials = await _credentials(sets, name)
-    payload_hash = hashlib.sha256(request.body).hexdigest()
     amz_date = request.amz_date or sigv4.format_amz_date(time.time())
-    sent: CIMultiDict[str] = CIMultiDict()
     signature = outgoing.sign(
         sent,
         signing,
@@ -75,13 +85,10 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
         amz_date=amz_date,
     )
     url = origin + outgoing.request_target(path, query)
-    headers = {**dict(request.headers), **sent}
-    return Signed(request.method, url, headers, request.data, signing, signature)
+    return Signed(request.method, url, dict(sent), request.data, signing, signature)
 
 
-def _from_route(
-    config: Config, request: SignRequest
-) -> tuple[str, str, str, SigningTarget, tuple[CredentialSet, ...], str]:
+def _from_route(config: Config, request: SignRequest) -> tuple[Route, str, str]:
     route = next((r for r in config.routes if r.name == request.route), None)
     if route is None:
         names = ", ".join(r.name for r in config.routes)
@@ -91,14 +98,7 @@ def _from_route(
             "--route", f"route {route.name!r} has mode {route.mode}: it signs nothing"
         )
     path, query = routing.split_target(request.target)
-    return (
-        route.upstream.origin,
-        routing.upstream_path(route, path),
-        query,
-        route.signing,
-        config.credentials,
-        route.credentials,
-    )
+    return route, routing.upstream_path(route, path), query
 
 
 def _from_url(request: SignRequest) -> tuple[str, str, str, SigningTarget]:

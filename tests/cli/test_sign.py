@@ -126,3 +126,31 @@ async def test_a_printed_sigv4a_request_verifies_at_a_global_web_function(
     assert echoed["algorithm"] == "AWS4-ECDSA-P256-SHA256"
     assert echoed["region_set"] == "*"
     assert printed["headers"]["Authorization"].startswith("AWS4-ECDSA-P256-SHA256 Credential=")
+
+
+async def test_the_routes_header_rules_are_in_the_printed_request(
+    emulator: Emulator, tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    """`sign --route` adds and removes the route's headers as serve does; it still verifies."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(
+        "routes:\n"
+        f"  - name: orders\n    path_prefix: /\n    upstream: '{emulator.cloudfront_url}'\n"
+        f"    function_url: '{FUNCTION_URL}'\n"
+        "    headers: {add: {X-Tenant: blue}, remove: [X-Debug]}\n"
+    )
+    code, out, err = _sign(
+        "--config", str(config), "--route", "orders", "--json",
+        "-H", "X-Debug: 1", "-H", "Authorization: Bearer the-callers-own", "/orders",
+    )  # fmt: skip
+    assert code == 0, err
+    printed = json.loads(out)
+    names = {name.lower(): value for name, value in printed["headers"].items()}
+    assert names["x-tenant"] == "blue"
+    assert "x-debug" not in names
+    assert names["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert "the-callers-own" not in out
+    async with client.get(printed["url"], headers=printed["headers"]) as response:
+        echoed = await response.json()
+    assert response.status == 200, echoed
+    assert echoed["verified"] is True
