@@ -60,12 +60,8 @@ async def sign_one(request: SignRequest, config: Config | None) -> Signed:
             raise ConfigError("--route", "needs --config FILE (or SIGNING_PROXY_CONFIG)")
         route, path, query = _from_route(config, request)
         assert route.signing is not None  # noqa: S101 - _from_route refuses routes without
-        origin, signing, sets, name = (
-            route.upstream.origin,
-            route.signing,
-            config.credentials,
-            route.credentials,
-        )
+        origin, signing = route.upstream.origin, route.signing
+        sets, name = config.credentials, route.credentials
         # What serve sends: the route's header rules applied, a client's own signature gone.
         sent = outgoing.upstream_headers(given, route, payload_hash=payload_hash)
     else:

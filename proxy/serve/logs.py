@@ -39,17 +39,38 @@ class JsonFormatter(logging.Formatter):
     (the access log's fields)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _iso_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,  # which worker, with serve --workers
-            "message": record.getMessage(),
-        }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            extras["exception"] = self.formatException(record.exc_info)
+        return json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.process,
+            record.getMessage(),
+            extras,
+        )
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    pid: int | None,
+    message: str,
+    extras: dict[str, Any],
+) -> str:
+    """The JSON format's line: time, level, logger, pid (which worker, with serve --workers),
+    message, then ``extras`` in their order."""
+    entry: dict[str, Any] = {
+        "time": _iso_time(created),
+        "level": level.lower(),
+        "logger": logger,
+        "pid": pid,
+        "message": message,
+    }
+    entry.update(extras)
+    return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 def _iso_time(created: float) -> str:
@@ -96,9 +117,7 @@ class _DirectAccessLine:
 
     def in_charge(self, level: int) -> bool:
         """Whether ``logging`` would hand the line to our handler alone, unchanged."""
-        logger = _access_log.parent
-        if _access_log.filters or _access_log.handlers or not _access_log.propagate:
-            return False
+        logger: logging.Logger | None = _access_log
         while logger is not None and logger is not logging.root:
             if logger.filters or logger.handlers or not logger.propagate:
                 return False
@@ -117,16 +136,8 @@ class _DirectAccessLine:
         now = time.time()
         name = logging.getLevelName(level)
         if self._json:
-            entry: dict[str, Any] = {
-                "time": _iso_time(now),
-                "level": name.lower(),
-                "logger": ACCESS_LOGGER,
-                "pid": os.getpid(),
-                "message": text,
-            }
-            entry.update(fields())
-            line = json.dumps(entry, default=str, ensure_ascii=False)
-        else:
+            line = json_line(now, name, ACCESS_LOGGER, os.getpid(), text, fields())
+        else:  # _TEXT_FORMAT, written out: the Formatter is what this path saves
             line = f"{self._time(now)},{int(now % 1 * 1000):03d} {name:<7} {ACCESS_LOGGER}: {text}"
         handler = self._handler
         handler.acquire()
