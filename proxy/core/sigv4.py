@@ -141,12 +141,41 @@ def sign_minimal(
     The same result as ``sign`` with those four headers (a test holds them equal), built
     directly: this runs for every request.
     """
+    canonical_request, signed_headers, sent = minimal_canonical(
+        method, path, query, payload_hash, host, token, amz_date
+    )
+    signature = _finish(
+        canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
+    )
+    sent["Authorization"] = signature.authorization
+    return signature, sent
+
+
+def minimal_canonical(
+    method: str,
+    path: str,
+    query: str,
+    payload_hash: str,
+    host: str,
+    token: str | None,
+    amz_date: str,
+    region_set: str | None = None,
+) -> tuple[str, str, dict[str, str]]:
+    """The canonical request over what survives CloudFront, for SigV4 and SigV4a: ``host``,
+    ``x-amz-content-sha256``, ``x-amz-date``, SigV4a's ``x-amz-region-set`` when given, and
+    the session token. Returns it, its signed-headers list and the headers to send (besides
+    Host and Authorization)."""
     sent = {"x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
-    # Already in canonical order (sorted by name), one value each.
+    # Built in canonical order (sorted by name, one value each) rather than sorted: this runs
+    # for every request.
     header_lines = (
         f"host:{trim(host)}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n"
     )
     signed_headers = "host;x-amz-content-sha256;x-amz-date"
+    if region_set is not None:
+        sent["x-amz-region-set"] = region_set
+        header_lines += f"x-amz-region-set:{trim(region_set)}\n"
+        signed_headers += ";x-amz-region-set"
     if token:
         sent["x-amz-security-token"] = token
         header_lines += f"x-amz-security-token:{trim(token)}\n"
@@ -155,11 +184,7 @@ def sign_minimal(
         f"{method}\n{canonical_uri(path)}\n{canonical_query(query)}\n"
         f"{header_lines}\n{signed_headers}\n{payload_hash}"
     )
-    signature = _finish(
-        canonical_request, signed_headers, access_key, secret_key, region, service, amz_date
-    )
-    sent["Authorization"] = signature.authorization
-    return signature, sent
+    return canonical_request, signed_headers, sent
 
 
 def trim(value: str) -> str:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from proxy.core.sigv4 import Signature, canonical, canonical_query, canonical_uri, trim
+from proxy.core.sigv4 import Signature, canonical, minimal_canonical
 
 ALGORITHM = "AWS4-ECDSA-P256-SHA256"
 # The order N of P-256's base point. A KDF candidate k0 is kept when k0 <= N - 2, so that the
@@ -76,24 +76,8 @@ def sign_minimal(
     The same result as ``sign`` with those five headers (a test holds them equal), built
     directly: this runs for every request.
     """
-    sent = {
-        "x-amz-content-sha256": payload_hash,
-        "x-amz-date": amz_date,
-        "x-amz-region-set": region_set,
-    }
-    # Already in canonical order (sorted by name), one value each.
-    header_lines = (
-        f"host:{trim(host)}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n"
-        f"x-amz-region-set:{trim(region_set)}\n"
-    )
-    signed_headers = "host;x-amz-content-sha256;x-amz-date;x-amz-region-set"
-    if token:
-        sent["x-amz-security-token"] = token
-        header_lines += f"x-amz-security-token:{trim(token)}\n"
-        signed_headers += ";x-amz-security-token"
-    canonical_request = (
-        f"{method}\n{canonical_uri(path)}\n{canonical_query(query)}\n"
-        f"{header_lines}\n{signed_headers}\n{payload_hash}"
+    canonical_request, signed_headers, sent = minimal_canonical(
+        method, path, query, payload_hash, host, token, amz_date, region_set
     )
     signature = _finish(
         canonical_request, signed_headers, access_key, secret_key, service, amz_date
