@@ -110,8 +110,8 @@ async def serve_workers(
         try:
             await _until_stopped(stop, hangups, supervisor.reload)
             log.info(
-                "stopping: draining %d workers (within shutdown_grace, %gs; Ctrl-C again to "
-                "cut their requests now)",
+                "stopping: draining %d workers (within shutdown_grace, %gs; a second SIGINT "
+                "(Ctrl-C) cuts their requests now)",
                 workers,
                 config.shutdown_grace,
             )

@@ -12,7 +12,11 @@ import shlex
 from enum import Enum, auto
 from typing import assert_never
 
-from proxy.core.endpoints import is_web_function_host, web_function_region
+from proxy.core.endpoints import (
+    is_global_web_function_host,
+    is_web_function_host,
+    web_function_region,
+)
 from proxy.model import Route
 
 # Shared with `signing-proxy check`, which says the same things at more length.
@@ -94,6 +98,10 @@ _BEFORE_FUNCTION = frozenset(
         Refusal.EXPIRED_TOKEN,
     }
 )
+# AWS refused what was signed, or how: what a signature of the wrong algorithm meets.
+_SIGNATURE_REFUSALS = frozenset(
+    {Refusal.WRONG_REGION, Refusal.SIGNATURE_MISMATCH, Refusal.INCOMPLETE_SIGNATURE}
+)
 # AWS refused the key or the token itself, not what was signed with it.
 _CREDENTIALS = frozenset({Refusal.UNKNOWN_CREDENTIALS, Refusal.EXPIRED_TOKEN})
 
@@ -162,6 +170,17 @@ def explain_403(*, route: Route, error_type: str | None, body: bytes) -> str:
         if signing
         else "no signing target"
     )
+    if (
+        signing is not None
+        and signing.algorithm == "sigv4"
+        and is_global_web_function_host(signing.host)
+        and refusal in _SIGNATURE_REFUSALS
+    ):
+        return (
+            f"the global Web Function endpoint {signing.host} takes SigV4a only, and route "
+            f"{route.name} signs SigV4 for region {signing.region}: remove sign.algorithm and "
+            "sign.region (the host implies sigv4a for the region set '*')"
+        )
     match refusal:
         case Refusal.CLOUDFRONT:
             return (

@@ -162,7 +162,7 @@ async def _drain(
         len(waiting),
         time.strftime("%H:%M:%S", time.localtime(until)),
         grace,
-        "; Ctrl-C again to cut them now" if cut_now is not None else "",
+        "; a second SIGINT (Ctrl-C) cuts them now" if cut_now is not None else "",
     )
     handler.emptied = asyncio.Event()
     watched = [asyncio.ensure_future(handler.emptied.wait())]
@@ -177,7 +177,7 @@ async def _drain(
             future.cancel()
     waiting = set(handler.in_flight)
     if waiting:
-        why = "Ctrl-C again" if hurried else "shutdown_grace ended"
+        why = "a second SIGINT (Ctrl-C)" if hurried else "shutdown_grace ended"
         log.warning("stopping: %s; cutting %d request(s) still in flight", why, len(waiting))
         handler.cut_all()
         await asyncio.wait(waiting, timeout=_CLOSING)

@@ -260,3 +260,15 @@ def test_an_unsigned_request_to_a_web_function_endpoint_is_told_to_sign() -> Non
     explained = _denial(_route(web_function=f"https://{WEB_HOST}", mode="none"))
     assert "refused the unsigned request (route orders has mode none)" in explained
     assert "set mode: iam (the proxy signs) or mode: oac (CloudFront signs)" in explained
+
+
+@pytest.mark.parametrize(
+    "error_type", ["InvalidSignatureException", "IncompleteSignatureException"]
+)
+def test_sigv4_to_a_global_web_function_endpoint_is_told_to_use_sigv4a(error_type: str) -> None:
+    """A route that signs SigV4 for a global endpoint is told that it takes SigV4a only."""
+    route = _route(sign={"host": GLOBAL_HOST, "algorithm": "sigv4", "region": "us-east-1"})
+    explained = explain_403(route=route, error_type=error_type, body=_body("refused"))
+    assert f"the global Web Function endpoint {GLOBAL_HOST} takes SigV4a only" in explained
+    assert "route orders signs SigV4 for region us-east-1" in explained
+    assert "remove sign.algorithm and sign.region" in explained

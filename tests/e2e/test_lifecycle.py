@@ -228,25 +228,43 @@ def test_a_stream_longer_than_the_grace_is_cut_at_its_end_and_logged_as_shutdown
     assert "Traceback" not in proxy.err
 
 
+def test_a_second_sigterm_keeps_the_drain_to_its_grace(tmp_path: Path) -> None:
+    """SIGTERM twice (as an orchestrator may send it) does not cut the requests in flight: the
+    stream is cut when shutdown_grace ends, as after one SIGTERM."""
+    code, err = _stop_a_stream_twice(tmp_path, signal.SIGTERM, shutdown_grace="3s")
+    assert code == 0
+    assert "shutdown_grace ended; cutting 1 request(s) still in flight" in err
+    assert "a second SIGINT (Ctrl-C); cutting" not in err
+
+
 def test_a_second_ctrl_c_cuts_the_requests_in_flight_at_once(tmp_path: Path) -> None:
     """Ctrl-C starts the drain (a grace of 10 minutes here); Ctrl-C again cuts the stream
     at once and the process exits 0 (the wait is bounded by the test's guard, far below the
     grace)."""
+    code, err = _stop_a_stream_twice(tmp_path, signal.SIGINT, shutdown_grace="10m")
+    assert code == 0
+    assert "a second SIGINT (Ctrl-C); cutting 1 request(s) still in flight" in err
+    assert "cut short: shutdown" in err
+
+
+def _stop_a_stream_twice(
+    tmp_path: Path, signum: signal.Signals, *, shutdown_grace: str
+) -> tuple[int, str]:
+    """With an endless stream in flight: ``signum``, and once the drain waits for the stream,
+    ``signum`` again; the exit code and stderr."""
     config = tmp_path / "proxy.yaml"
     with _emulator() as (upstream, keys):
-        port, _ = _config(config, upstream, prefixes=["/"], shutdown_grace="10m")
+        port, _ = _config(config, upstream, prefixes=["/"], shutdown_grace=shutdown_grace)
         with _serve(config, keys) as proxy:
             proxy.wait_for(lambda line: "admin on" in line)
             events: list[bytes] = []
             first = threading.Event()
             reader = _endless_stream(port, events, first)
             assert first.wait(GUARD)
-            proxy.process.send_signal(signal.SIGINT)
+            proxy.process.send_signal(signum)
             assert _eventually(lambda: "waiting for 1 request(s)" in proxy.err), proxy.err
-            proxy.process.send_signal(signal.SIGINT)
+            proxy.process.send_signal(signum)
             code = proxy.process.wait(GUARD)
             proxy.join()
             reader.join(GUARD)
-    assert code == 0
-    assert "Ctrl-C again; cutting 1 request(s) still in flight" in proxy.err
-    assert "cut short: shutdown" in proxy.err
+    return code, proxy.err
