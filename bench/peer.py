@@ -12,8 +12,10 @@ the default, and off) and 2 workers (log on). Then a small GET and a 1 KiB POST 
 round starting one system further on, so a slow spell of a shared machine falls on all alike.
 Prints the median round of each, the CPU time each system spent per request (all its
 processes and threads, from /proc: steadier than req/s on a shared machine), the target
-ratios, and how much CPU time the VM's host took (steal); the exit code is 1 when a run
-failed. About 9 minutes with the defaults.
+ratios, what each target against Go leaves this proxy to spend per request (at the rate it
+asks for, on one core per worker, beside the rest of the machine's work per request), and how
+much CPU time the VM's host took (steal); the exit code is 1 when a run failed. About 9
+minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ if __package__ in (None, ""):
 import trustme
 
 from bench import nginx, wrk
-from bench.processes import Child, free_port, machine_steal, steal_share, tree_cpu
+from bench.processes import (
+    Child,
+    free_port,
+    machine_cpu,
+    machine_steal,
+    steal_share,
+    tree_cpu,
+)
 from bench.systems import System, go_binary, start_go_proxy, start_proxy
 
 SCHEMES = ("http", "https")
@@ -120,19 +129,27 @@ def main(argv: list[str] | None = None) -> int:
                 for peer in PEERS
             }
             before = machine_steal()
-            rows, cpu = _measure(directory, running, options)
+            rows, cpu, rest = _measure(directory, running, options)
             stolen = steal_share(before, machine_steal())
     medians = {
         key: statistics.median(rounds) if all(rounds) else 0.0 for key, rounds in rows.items()
     }
     _print_table(rows, medians, cpu)
     met = _print_targets(medians)
+    _print_budgets(medians, cpu, rest)
     # A shared VM's host may run this one's CPUs part of the time only: say how much.
     print(f"\nCPU time the machine's host took from it during the run (steal): {stolen:.0%}")
     if options.json:
         rounds = {" ".join(key): value for key, value in rows.items()}
         spent = {" ".join(key): value for key, value in cpu.items()}
-        report = {"rounds": rounds, "cpu_us_per_request": spent, "targets": met, "steal": stolen}
+        others = {" ".join(key): value for key, value in rest.items()}
+        report = {
+            "rounds": rounds,
+            "cpu_us_per_request": spent,
+            "rest_cpu_us_per_request": others,
+            "targets": met,
+            "steal": stolen,
+        }
         options.json.write_text(json.dumps(report, indent=2))
     return 0 if all(all(rounds) for rounds in rows.values()) else 1
 
@@ -196,14 +213,16 @@ def _start(
 
 def _measure(
     directory: Path, running: dict[tuple[str, str], tuple[int, int]], options: argparse.Namespace
-) -> tuple[dict[Key, list[float]], dict[Key, list[float]]]:
-    """req/s of every round, by (scheme, workload, peer), 0 for a failed run; and the CPU
-    time each round's system spent per request (all its processes and threads, warm-up
-    included), in µs."""
+) -> tuple[dict[Key, list[float]], dict[Key, list[float]], dict[Key, list[float]]]:
+    """req/s of every round, by (scheme, workload, peer), 0 for a failed run; the CPU time
+    each round's system spent per request (all its processes and threads, warm-up included),
+    in µs; and the machine's other busy time per request in that round (nginx, wrk, the
+    kernel, steal)."""
     body = directory / "body-1k.json"
     body.write_bytes(b'{"data":"' + b"x" * (1024 - 11) + b'"}')
     rows: dict[Key, list[float]] = {}
     cpu: dict[Key, list[float]] = {}
+    rest: dict[Key, list[float]] = {}
     labels = [peer.label for peer in PEERS]
     for workload, (method, path, size) in WORKLOADS.items():
         lua = wrk.script(
@@ -217,7 +236,7 @@ def _measure(
                 shift = round_ % len(labels)
                 for label in labels[shift:] + labels[:shift]:
                     port, pid = running[scheme, label]
-                    spent = tree_cpu(pid)
+                    spent, busy = tree_cpu(pid), machine_cpu()[0]
                     try:
                         found = wrk.run(
                             wrk.binary() or "wrk",
@@ -233,17 +252,20 @@ def _measure(
                         served = found["requests"] + found["warmup_requests"]
                     except (RuntimeError, OSError) as exc:
                         found, errors, rate, served = {"error": str(exc)}, -1, 0.0, 0
-                    spent = tree_cpu(pid) - spent
-                    rows.setdefault((scheme, workload, label), []).append(rate)
+                    spent, busy = tree_cpu(pid) - spent, machine_cpu()[0] - busy
+                    key = (scheme, workload, label)
+                    rows.setdefault(key, []).append(rate)
                     per_request = spent / TICKS / served * 1e6 if served else 0.0
-                    cpu.setdefault((scheme, workload, label), []).append(per_request)
+                    cpu.setdefault(key, []).append(per_request)
+                    others = (busy - spent) / TICKS / served * 1e6 if served else 0.0
+                    rest.setdefault(key, []).append(others)
                     print(
                         f"{scheme:5} {workload:8} {label:14} round {round_ + 1}: {rate:9,.0f} req/s"
                         f"  {per_request:5.0f} µs CPU a request"
                         + (f"  ({errors} errors: {found})" if errors else ""),
                         file=sys.stderr,
                     )
-    return rows, cpu
+    return rows, cpu, rest
 
 
 def _print_table(
@@ -275,6 +297,36 @@ def _print_targets(medians: dict[tuple[str, str, str], float]) -> list[dict[str,
             verdict = "met" if ok else "NOT MET"
             print(f"{target.what:44}  {workload:8}  {ratio:6.2f}  {target.floor:5.2f}  {verdict}")
     return met
+
+
+def _print_budgets(
+    medians: dict[Key, float], cpu: dict[Key, list[float]], rest: dict[Key, list[float]]
+) -> None:
+    """What meeting each target against Go takes: the CPU per request this proxy may spend at
+    the rate the target asks for. Its workers get one core each at most, and with the rest of
+    the machine's work per request (nginx, wrk, the kernel, steal) the whole must fit on the
+    machine's cores."""
+    cores = os.cpu_count() or 1
+    print(f"\nwhat each target against Go leaves this proxy, CPU µs a request ({cores} cores):")
+    header = f"{'target':44}  {'workload':8}  {'Go':>5}  {'proxy':>5}  {'rest':>5}  {'needs':>7}"
+    print(header)
+    for target in targets():
+        (scheme, label), (_, go) = target.numerator, target.denominator
+        if not go.startswith("go-"):
+            continue
+        workers = next(peer.system.workers for peer in PEERS if peer.label == label)
+        for workload in WORKLOADS:
+            rate = target.floor * medians[scheme, workload, go]
+            if not rate:
+                continue
+            others = statistics.median(rest[scheme, workload, label])
+            budget = min(workers * 1e6 / rate, cores * 1e6 / rate - others)
+            spent = statistics.median(cpu[scheme, workload, label])
+            go_spent = statistics.median(cpu[scheme, workload, go])
+            print(
+                f"{target.what:44}  {workload:8}  {go_spent:5.0f}  {spent:5.0f}  {others:5.0f}"
+                f"  ≤ {budget:5.0f}"
+            )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import platform
 import signal
@@ -28,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 if __package__ in (None, ""):
     # `python bench/run.py` puts bench/ on sys.path; `bench.*` needs the repository root.
@@ -44,33 +42,13 @@ from bench.processes import (
     reset_peak_rss,
     tree_cpu,
 )
-from bench.systems import BENCH, System, go_binary, start_go_proxy, start_proxy, start_upstream
+from bench.systems import System, go_binary, start_go_proxy, start_proxy, start_upstream
+from bench.workloads import MIB, WORKLOADS, Workload, load
 
-MIB = 1024 * 1024
 OTHER_CPU_WARNING = 10.0  # percent of the machine used by programs outside the benchmark
 Row = report.Row
 
 
-@dataclass(frozen=True)
-class Workload:
-    """What each request is, and at which concurrency levels it runs."""
-
-    name: str
-    method: str
-    path: str
-    body_size: int
-    content_type: str | None
-    concurrency: tuple[int, ...]
-    quick_concurrency: tuple[int, ...]
-    builtin_loader_only: bool = False  # time to first byte needs load.py
-
-
-WORKLOADS = (
-    Workload("get", "GET", "/", 0, None, (1, 64), (1, 64)),
-    Workload("post-1k", "POST", "/post", 1024, "application/json", (1, 64), (64,)),
-    Workload("upload-5m", "POST", "/upload", 5 * MIB, "application/octet-stream", (8, 32), (8,)),
-    Workload("stream", "GET", "/stream?chunks=5&delay=10", 0, None, (1, 64), (1,), True),
-)
 PROXIES = tuple(System("proxy", mode, workers) for workers in (1, 2) for mode in ("none", "iam"))
 GO_PROXIES = (System("go", workers=1), System("go", workers=2))
 
@@ -283,7 +261,15 @@ def _measure(
     busy_before, total_before = machine_cpu()
     ours_before = tree_cpu(os.getpid())
     try:
-        found = _load(setup, workload, url, concurrency)
+        found = load(
+            workload,
+            url,
+            concurrency,
+            directory=setup.directory,
+            wrk_binary=setup.wrk,
+            seconds=setup.seconds,
+            warmup=setup.warmup,
+        )
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
         row["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
         print(f"{_describe(row)}: FAILED {row['error']}", file=sys.stderr)
@@ -333,63 +319,6 @@ def _measure(
 
 def _describe(row: Row) -> str:
     return f"{report.describe_system(row):16} {row['workload']:10} c{row['concurrency']:<3}"
-
-
-def _load(setup: Setup, workload: Workload, url: str, concurrency: int) -> dict[str, Any]:
-    """Run the load generator once; its summary (load.py's JSON shape)."""
-    body_file = _body_file(setup.directory, workload)
-    timeout = 30.0 if workload.body_size >= MIB else 10.0
-    if setup.wrk and not workload.builtin_loader_only:
-        lua = wrk.script(
-            setup.directory / f"{workload.name}.lua",
-            method=workload.method,
-            body_file=body_file,
-            content_type=workload.content_type,
-        )
-        return wrk.run(
-            setup.wrk,
-            url=url,
-            lua=lua,
-            connections=concurrency,
-            seconds=setup.seconds,
-            warmup=setup.warmup,
-            timeout=timeout,
-        )
-    command = [sys.executable, str(BENCH / "load.py"), "--url", url, "--method", workload.method]
-    command += ["--connections", str(concurrency), "--seconds", str(setup.seconds)]
-    command += ["--warmup", str(setup.warmup), "--timeout", str(timeout)]
-    if body_file is not None:
-        command += ["--body-file", str(body_file)]
-    if workload.content_type:
-        command += ["--content-type", workload.content_type]
-    done = subprocess.run(  # noqa: S603 - our interpreter and bench/load.py
-        command,
-        capture_output=True,
-        text=True,
-        timeout=setup.warmup + setup.seconds + timeout + 15,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"load.py exited {done.returncode}: {done.stderr.strip()[-300:]}")
-    found: dict[str, Any] = json.loads(done.stdout)
-    return found
-
-
-def _body_file(directory: Path, workload: Workload) -> Path | None:
-    """The workload's request body, written once: a JSON document, or random bytes."""
-    if not workload.body_size:
-        return None
-    path = directory / f"{workload.name}.body"
-    if not path.exists():
-        if workload.content_type == "application/json":
-            document: dict[str, Any] = {"items": [{"id": n, "ok": True} for n in range(20)]}
-            document["pad"] = ""
-            short = workload.body_size - len(json.dumps(document, separators=(",", ":")))
-            document["pad"] = "x" * short
-            path.write_text(json.dumps(document, separators=(",", ":")))
-        else:
-            path.write_bytes(os.urandom(workload.body_size))
-    return path
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
