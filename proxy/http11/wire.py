@@ -64,7 +64,7 @@ class Streamed:
     it from the start on every call, so the request can be sent again."""
 
     length: int
-    chunks: Callable[[], AsyncIterator[bytes]]
+    chunks: Callable[[], AsyncIterator[bytes | bytearray]]
 
 
 Content = bytes | Streamed

@@ -15,6 +15,9 @@ from proxy.errors import BodyTooLargeError, RequestTimeoutError
 # large uploads in flight cost disk, not memory.
 MEMORY_LIMIT = 1024 * 1024
 CHUNK_SIZE = 256 * 1024
+# Linux: a read that takes only what the page cache holds and fails rather than wait for the
+# disk, so a spool file just written is read back on the event loop, not on a worker thread.
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 # A client that stops sending in the middle of a body is given up on after this long.
 IDLE_TIMEOUT = 60.0
 
@@ -22,13 +25,14 @@ IDLE_TIMEOUT = 60.0
 class Body:
     """A fully received request body: its size, its SHA-256, and its bytes in memory or on disk."""
 
-    __slots__ = ("_file", "_memory", "sha256", "size")
+    __slots__ = ("_file", "_memory", "_nowait", "sha256", "size")
 
     def __init__(self, *, size: int, sha256: str, memory: bytes, file: IO[bytes] | None) -> None:
         self.size = size
         self.sha256 = sha256
         self._memory = memory
         self._file = file
+        self._nowait = _NOWAIT
 
     @property
     def in_memory(self) -> bytes | None:
@@ -41,13 +45,37 @@ class Body:
             yield self._memory
             return
         offset = 0
-        fd = self._file.fileno()
         while offset < self.size:
-            chunk = os.pread(fd, CHUNK_SIZE, offset)
+            chunk = self.chunk(offset)
             if not chunk:
                 break
             offset += len(chunk)
             yield chunk
+
+    def chunk(self, offset: int) -> bytes:
+        """Up to ``CHUNK_SIZE`` bytes of the spool file from ``offset``; b"" at its end. It may
+        wait for the disk: call it on a worker thread."""
+        assert self._file is not None  # noqa: S101 - only a spooled body has chunks to read
+        return os.pread(self._file.fileno(), CHUNK_SIZE, offset)
+
+    def cached_chunk(self, offset: int) -> bytearray | None:
+        """What ``chunk`` reads, when the page cache holds it (part of it, when it holds part),
+        so that reading cannot wait for the disk and the event loop may do it; None when it
+        would wait, at the end, or where the system cannot say (then ``chunk`` on a thread)."""
+        if self._file is None or self._nowait is None:
+            return None
+        buffer = bytearray(min(CHUNK_SIZE, self.size - offset))
+        try:
+            got = os.preadv(self._file.fileno(), [buffer], offset, self._nowait)
+        except BlockingIOError:
+            return None
+        except OSError:  # this file system cannot read without waiting: do not ask again
+            self._nowait = None
+            return None
+        if not got:
+            return None
+        del buffer[got:]
+        return buffer  # not copied into bytes: nothing else holds it
 
     def close(self) -> None:
         """Release the spool file, if any."""

@@ -68,16 +68,23 @@ class Pools:
 
 
 def content(body: Body) -> Content | None:
-    """What is sent: nothing, the bytes in memory, or the spool file read on a worker thread."""
+    """What is sent: nothing, the bytes in memory, or the spool file: read on the event loop
+    while the page cache holds it (a file just written), else on a worker thread."""
     if body.size == 0:
         return None  # the client then sends Content-Length: 0 where a method expects a body
     memory = body.in_memory
     if memory is not None:
         return memory
 
-    async def spooled() -> AsyncIterator[bytes]:
-        chunks = body.chunks()
-        while chunk := await asyncio.to_thread(next, chunks, b""):
+    async def spooled() -> AsyncIterator[bytes | bytearray]:
+        offset = 0
+        while offset < body.size:
+            chunk: bytes | bytearray | None = body.cached_chunk(offset)
+            if chunk is None:
+                chunk = await asyncio.to_thread(body.chunk, offset)
+            if not chunk:
+                break  # shorter than its size: the upload closes the connection
+            offset += len(chunk)
             yield chunk
 
     return Streamed(body.size, spooled)

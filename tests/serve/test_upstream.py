@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from proxy.http11.wire import Streamed
+from proxy.serve import body as body_module
+from proxy.serve.body import read_body
+from proxy.serve.upstream import content
 from tests.stack import proxy, route
 
 
@@ -87,3 +94,32 @@ async def test_waiting_for_a_pooled_connection_is_bounded_by_connect(
         assert await first == [200]
     assert refused[0] == 504
     assert "timeouts.connect" in refused[1]["message"]
+
+
+@pytest.mark.parametrize("nowait", ["the system's", "refused"])
+async def test_a_spooled_body_is_sent_whole_read_on_the_loop_or_on_a_thread(
+    monkeypatch: pytest.MonkeyPatch, nowait: str
+) -> None:
+    """A spool file just written is read back from the page cache on the event loop; where
+    the system refuses reads that do not wait (here: a flag the kernel does not know, so
+    preadv fails), on a worker thread: the same bytes either way, and again for a retry."""
+    if nowait == "refused":
+        monkeypatch.setattr(body_module, "_NOWAIT", 1 << 30)
+    data = os.urandom(body_module.CHUNK_SIZE * 12 + 123)
+    body = await read_body(_chunks(data, 64 * 1024), limit=len(data), route="r")
+    try:
+        assert body.in_memory is None  # spooled
+        on_the_loop = nowait == "the system's"
+        assert body.cached_chunk(0) == (data[: body_module.CHUNK_SIZE] if on_the_loop else None)
+        streamed = content(body)
+        assert isinstance(streamed, Streamed)
+        assert streamed.length == len(data)
+        assert b"".join([chunk async for chunk in streamed.chunks()]) == data
+        assert b"".join([chunk async for chunk in streamed.chunks()]) == data
+    finally:
+        body.close()
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
