@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import IO
 
 from proxy.errors import BodyTooLargeError, RequestTimeoutError
@@ -38,19 +38,6 @@ class Body:
     def in_memory(self) -> bytes | None:
         """The bytes when the body was small enough to keep in memory."""
         return self._memory if self._file is None else None
-
-    def chunks(self) -> Iterator[bytes]:
-        """The spooled body from its start, in chunks; each call reads it afresh."""
-        if self._file is None:
-            yield self._memory
-            return
-        offset = 0
-        while offset < self.size:
-            chunk = self.chunk(offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            yield chunk
 
     def chunk(self, offset: int) -> bytes:
         """Up to ``CHUNK_SIZE`` bytes of the spool file from ``offset``; b"" at its end. It may
