@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 ACCESS_LOGGER = "signing_proxy.access"
 _access_log = logging.getLogger(ACCESS_LOGGER)
+# The milliseconds of a text line's asctime, looked up: formatting "03d" costs more.
+_MILLISECONDS = tuple(f"{n:03d}" for n in range(1000))
 
 
 def setup_logging(*, level: str, form: str) -> None:
@@ -114,6 +117,7 @@ class _DirectAccessLine:
         self._json = json_lines
         self._second = -1
         self._asctime = ""
+        self._padded: dict[str, str] = {}  # "%(levelname)-7s" of each level name seen
 
     def in_charge(self, level: int) -> bool:
         """Whether ``logging`` would hand the line to our handler alone, unchanged."""
@@ -138,25 +142,27 @@ class _DirectAccessLine:
         if self._json:
             line = json_line(now, name, ACCESS_LOGGER, os.getpid(), text, fields())
         else:  # _TEXT_FORMAT, written out: the Formatter is what this path saves
-            line = f"{self._time(now)},{int(now % 1 * 1000):03d} {name:<7} {ACCESS_LOGGER}: {text}"
+            second = int(now)
+            if second != self._second:  # one strftime a second, not one a line
+                self._second = second
+                self._asctime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            padded = self._padded.get(name)
+            if padded is None:
+                padded = self._padded[name] = f"{name:<7}"
+            milliseconds = _MILLISECONDS[int(now % 1 * 1000)]
+            line = f"{self._asctime},{milliseconds} {padded} {ACCESS_LOGGER}: {text}"
         handler = self._handler
-        handler.acquire()
-        try:
-            stream = handler.stream
-            stream.write(line + handler.terminator)
-            stream.flush()
-        except (OSError, ValueError):
-            # stderr closed or broken: logging's own path reports it as it reports any line.
-            _access_log.log(level, "%s", text, extra=fields())
-        finally:
-            handler.release()
-
-    def _time(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:  # one strftime a second, not one a line
-            self._second = second
-            self._asctime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return self._asctime
+        stream = handler.stream
+        # Handler.acquire and release only call the lock's own; a line-buffered stream
+        # (stderr is one) has flushed at the line's end already.
+        with handler.lock or contextlib.nullcontext():
+            try:
+                stream.write(line + handler.terminator)
+                if not getattr(stream, "line_buffering", False):
+                    stream.flush()
+            except (OSError, ValueError):
+                # stderr closed or broken: logging's own path reports it as any line's.
+                _access_log.log(level, "%s", text, extra=fields())
 
 
 _direct: _DirectAccessLine | None = None
