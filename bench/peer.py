@@ -68,6 +68,7 @@ PEERS = (
     Peer("iam-1-log-off", System("proxy", "iam", 1), access_log=False),
     Peer("iam-2", System("proxy", "iam", 2)),
 )
+_BY_LABEL = {peer.label: peer for peer in PEERS}
 WORKLOADS = {"get": ("GET", "/", None), "post-1k": ("POST", "/post", 1024)}
 
 
@@ -140,16 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     # A shared VM's host may run this one's CPUs part of the time only: say how much.
     print(f"\nCPU time the machine's host took from it during the run (steal): {stolen:.0%}")
     if options.json:
-        rounds = {" ".join(key): value for key, value in rows.items()}
-        spent = {" ".join(key): value for key, value in cpu.items()}
-        others = {" ".join(key): value for key, value in rest.items()}
-        report = {
-            "rounds": rounds,
-            "cpu_us_per_request": spent,
-            "rest_cpu_us_per_request": others,
-            "targets": met,
-            "steal": stolen,
+        series = {"rounds": rows, "cpu_us_per_request": cpu, "rest_cpu_us_per_request": rest}
+        report: dict[str, Any] = {
+            name: {" ".join(key): value for key, value in each.items()}
+            for name, each in series.items()
         }
+        report |= {"targets": met, "steal": stolen}
         options.json.write_text(json.dumps(report, indent=2))
     return 0 if all(all(rounds) for rounds in rows.values()) else 1
 
@@ -312,9 +309,9 @@ def _print_budgets(
     print(header)
     for target in targets():
         (scheme, label), (_, go) = target.numerator, target.denominator
-        if not go.startswith("go-"):
+        if _BY_LABEL[go].system.name != "go":
             continue
-        workers = next(peer.system.workers for peer in PEERS if peer.label == label)
+        workers = _BY_LABEL[label].system.workers
         for workload in WORKLOADS:
             rate = target.floor * medians[scheme, workload, go]
             if not rate:
