@@ -25,14 +25,13 @@ IDLE_TIMEOUT = 60.0
 class Body:
     """A fully received request body: its size, its SHA-256, and its bytes in memory or on disk."""
 
-    __slots__ = ("_file", "_memory", "_nowait", "sha256", "size")
+    __slots__ = ("_file", "_memory", "sha256", "size")
 
     def __init__(self, *, size: int, sha256: str, memory: bytes, file: IO[bytes] | None) -> None:
         self.size = size
         self.sha256 = sha256
         self._memory = memory
         self._file = file
-        self._nowait = _NOWAIT
 
     @property
     def in_memory(self) -> bytes | None:
@@ -49,15 +48,16 @@ class Body:
         """What ``chunk`` reads, when the page cache holds it (part of it, when it holds part),
         so that reading cannot wait for the disk and the event loop may do it; None when it
         would wait, at the end, or where the system cannot say (then ``chunk`` on a thread)."""
-        if self._file is None or self._nowait is None:
+        global _NOWAIT  # every spool file is in the same temporary directory
+        if self._file is None or _NOWAIT is None:
             return None
         buffer = bytearray(min(CHUNK_SIZE, self.size - offset))
         try:
-            got = os.preadv(self._file.fileno(), [buffer], offset, self._nowait)
+            got = os.preadv(self._file.fileno(), [buffer], offset, _NOWAIT)
         except BlockingIOError:
             return None
-        except OSError:  # this file system cannot read without waiting: do not ask again
-            self._nowait = None
+        except OSError:  # its file system cannot read without waiting: do not ask again
+            _NOWAIT = None
             return None
         if not got:
             return None
